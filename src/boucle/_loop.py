@@ -1,0 +1,138 @@
+"""boucle.Loop: the C core (boucle._core.Loop) joined with asyncio's own
+BaseEventLoop.
+
+Hot paths (call_soon, timers, the iteration, readiness callbacks,
+create_future) are C methods and come first in the MRO; everything else
+(run_until_complete, create_task, executors, exception handler, async
+generator hooks, ...) is asyncio's own Python code, so it follows the
+running interpreter's asyncio exactly.
+"""
+import asyncio
+import inspect
+import signal
+import sys
+import threading
+
+from asyncio import base_events, events, format_helpers
+from asyncio.log import logger
+
+from . import _core
+
+__all__ = ("Loop",)
+
+_FORMAT_CB_TAKES_DEBUG = "debug" in inspect.signature(
+    format_helpers._format_callback_source).parameters
+
+
+def _format_callback(callback, args, debug):
+    if _FORMAT_CB_TAKES_DEBUG:
+        return format_helpers._format_callback_source(callback, args, debug=debug)
+    return format_helpers._format_callback_source(callback, args)
+
+
+class Loop(_core.Loop, base_events.BaseEventLoop):
+    """asyncio event loop implemented in C on epoll."""
+
+    def __init__(self):
+        base_events.BaseEventLoop.__init__(self)
+        self._old_agen_hooks = None
+        self._saved_wakeup_fd = None
+
+    # -- running -------------------------------------------------------
+
+    def run_forever(self):
+        """Run until stop() is called."""
+        self._boucle_run_setup()
+        try:
+            self._run()
+        finally:
+            self._boucle_run_cleanup()
+
+    def _boucle_run_setup(self):
+        # What asyncio's run_forever does before iterating (3.10-3.13).
+        self._check_closed()
+        self._check_running()
+        self._set_coroutine_origin_tracking(self._debug)
+        self._old_agen_hooks = sys.get_asyncgen_hooks()
+        self._thread_id = threading.get_ident()
+        sys.set_asyncgen_hooks(firstiter=self._asyncgen_firstiter_hook,
+                               finalizer=self._asyncgen_finalizer_hook)
+        events._set_running_loop(self)
+        # Signals delivered to another thread must still wake the loop so
+        # that Python-level handlers run promptly: give the interpreter our
+        # wake-up pipe, unless somebody else (add_signal_handler of another
+        # loop, the application) has set one.
+        self._saved_wakeup_fd = None
+        if threading.current_thread() is threading.main_thread():
+            try:
+                old = signal.set_wakeup_fd(self._signal_wakeup_fd)
+            except (ValueError, OSError):
+                old = None
+            if old is not None:
+                if old != -1 and old != self._signal_wakeup_fd:
+                    signal.set_wakeup_fd(old)
+                else:
+                    self._saved_wakeup_fd = old
+
+    def _boucle_run_cleanup(self):
+        if self._saved_wakeup_fd is not None:
+            try:
+                signal.set_wakeup_fd(self._saved_wakeup_fd)
+            except (ValueError, OSError):
+                pass
+            self._saved_wakeup_fd = None
+        self._stopping = False
+        self._thread_id = None
+        events._set_running_loop(None)
+        self._set_coroutine_origin_tracking(False)
+        if self._old_agen_hooks is not None:
+            sys.set_asyncgen_hooks(*self._old_agen_hooks)
+            self._old_agen_hooks = None
+
+    # asyncio 3.12+ exposes these for loops that drive the iteration
+    # themselves; keep them meaning the same thing here.
+    _run_forever_setup = _boucle_run_setup
+    _run_forever_cleanup = _boucle_run_cleanup
+
+    def close(self):
+        """Close the loop: drop pending callbacks, shut the executor down."""
+        if self.is_running():
+            raise RuntimeError("Cannot close a running event loop")
+        if self.is_closed():
+            return
+        super().close()
+        self._close_core()
+
+    # -- called by the C core ------------------------------------------
+
+    def _report_callback_error(self, handle, exc):
+        # What asyncio's Handle._run does when the callback raises.
+        if isinstance(handle, _core.Handle):
+            cb = _format_callback(handle._callback, handle._args, self._debug)
+            context = {
+                'message': f'Exception in callback {cb}',
+                'exception': exc,
+                'handle': handle,
+            }
+            if handle._source_traceback:
+                context['source_traceback'] = handle._source_traceback
+        else:
+            context = {
+                'message': f'Unhandled exception in {handle!r}',
+                'exception': exc,
+            }
+        self.call_exception_handler(context)
+
+    def _run_handle_debug(self, handle):
+        # Debug mode: time every callback and warn about slow ones, as
+        # asyncio's _run_once does.
+        try:
+            self._current_handle = handle
+            t0 = self.time()
+            handle._run()
+            dt = self.time() - t0
+            if dt >= self.slow_callback_duration:
+                logger.warning('Executing %s took %.3f seconds',
+                               base_events._format_handle(handle), dt)
+        finally:
+            self._current_handle = None
