@@ -17,6 +17,9 @@ from asyncio import base_events, events, format_helpers
 from asyncio.log import logger
 
 from . import _core
+from ._sockets import SocketMixin
+from ._transports import TransportMixin
+from ._unix import UnixMixin
 
 __all__ = ("Loop",)
 
@@ -30,7 +33,7 @@ def _format_callback(callback, args, debug):
     return format_helpers._format_callback_source(callback, args)
 
 
-class Loop(_core.Loop, base_events.BaseEventLoop):
+class Loop(_core.Loop, SocketMixin, TransportMixin, UnixMixin, base_events.BaseEventLoop):
     """asyncio event loop implemented in C on epoll."""
 
     def __init__(self):

@@ -524,7 +524,15 @@ loop_run_once(bcl_loop *self)
         timeout_ns = -1;
     }
 
-    if (timeout_ns == 0) {
+    if (timeout_ns == 0 && self->nfds == 0) {
+        /* Only the internal fds are registered: call_soon_threadsafe has
+         * queued its work already, so a zero-timeout poll could only
+         * report signals. Check those without the system call. */
+        if (PyErr_CheckSignals() < 0)
+            return -1;
+        n = 0;
+    }
+    else if (timeout_ns == 0) {
         n = bcl_poller_wait(&self->poller, 0, evs, BCL_POLL_MAX_EVENTS);
     }
     else {
@@ -640,6 +648,7 @@ loop_close_core(bcl_loop *self, PyObject *Py_UNUSED(ignored))
     bcl_ready_clear(&self->ready);
     bcl_timers_clear(&self->timers);
     bcl_fdmap_clear(&self->fds);
+    self->nfds = 0;
     loop_close_kernel(self);
     Py_RETURN_NONE;
 }
@@ -661,6 +670,78 @@ loop_timer_handle_cancelled(bcl_loop *self, PyObject *h)
     /* asyncio's TimerHandle.cancel() calls this before marking itself
      * cancelled; boucle's handles do the bookkeeping themselves. */
     Py_RETURN_NONE;
+}
+
+/* ---- fd interest ---------------------------------------------------- */
+
+/* Change the poller interest of fd (slot s) to want, keeping nfds exact.
+ * Returns 0 or -errno (the slot is unchanged on error). */
+static int
+loop_set_interest(bcl_loop *self, int fd, bcl_fdslot *s, uint32_t want)
+{
+    if (s->events == want)
+        return 0;
+    int err = bcl_poller_ctl(&self->poller, fd, s->events, want);
+    if (err < 0)
+        return err;
+    self->nfds += (want != 0) - (s->events != 0);
+    s->events = want;
+    return 0;
+}
+
+int
+bcl_loop_fd_attach(bcl_loop *self, int fd, PyObject *owner, bcl_work_fn fn)
+{
+    if (self->closed) {
+        raise_closed();
+        return -1;
+    }
+    if (loop_check_fork(self) < 0)
+        return -1;
+    bcl_fdslot *s = bcl_fdmap_get(&self->fds, fd);
+    if (s == NULL)
+        return -1;
+    if (s->reader != NULL || s->writer != NULL || (s->owner != NULL && s->owner != owner)) {
+        PyErr_Format(PyExc_RuntimeError, "File descriptor %d is used by another reader, writer or transport", fd);
+        return -1;
+    }
+    Py_INCREF(owner);
+    Py_XSETREF(s->owner, owner);
+    s->owner_fn = fn;
+    return 0;
+}
+
+int
+bcl_loop_fd_interest(bcl_loop *self, int fd, uint32_t events)
+{
+    bcl_fdslot *s = bcl_fdmap_find(&self->fds, fd);
+    if (s == NULL || s->owner == NULL) {
+        PyErr_Format(PyExc_RuntimeError, "File descriptor %d is not attached", fd);
+        return -1;
+    }
+    int err = loop_set_interest(self, fd, s, events);
+    if (err < 0) {
+        bcl_raise_errno(err);
+        return -1;
+    }
+    return 0;
+}
+
+void
+bcl_loop_fd_detach(bcl_loop *self, int fd)
+{
+    bcl_fdslot *s = bcl_fdmap_find(&self->fds, fd);
+    if (s == NULL || s->owner == NULL)
+        return;
+    /* the fd may be closed already: it left the epoll set by itself then */
+    if (loop_set_interest(self, fd, s, 0) < 0) {
+        self->nfds -= s->events != 0;
+        s->events = 0;
+    }
+    PyObject *owner = s->owner;
+    s->owner = NULL;
+    s->owner_fn = NULL;
+    Py_DECREF(owner);
 }
 
 /* ---- readiness callbacks -------------------------------------------- */
@@ -730,14 +811,12 @@ loop_add_io(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *
     bcl_handle *h = loop_make_handle(self, &bcl_handle_type, args[1], args + 2, nargs - 2, NULL);
     if (h == NULL)
         return NULL;
-    uint32_t want = s->events | (writer ? BCL_EV_WRITE : BCL_EV_READ);
-    int err = bcl_poller_ctl(&self->poller, fd, s->events, want);
+    s = bcl_fdmap_find(&self->fds, fd);   /* make_handle may have run Python code */
+    int err = loop_set_interest(self, fd, s, s->events | (writer ? BCL_EV_WRITE : BCL_EV_READ));
     if (err < 0) {
         Py_DECREF(h);
         return bcl_raise_errno(err);
     }
-    s = bcl_fdmap_find(&self->fds, fd);   /* make_handle may have run Python code */
-    s->events = want;
     bcl_handle **slot = writer ? &s->writer : &s->reader;
     bcl_handle *old = *slot;
     *slot = h;
@@ -768,8 +847,10 @@ loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer)
     *slot = NULL;
     uint32_t want = s->events & ~(writer ? BCL_EV_WRITE : BCL_EV_READ);
     /* a closed fd has left the epoll set already: errors don't matter here */
-    (void)bcl_poller_ctl(&self->poller, fd, s->events, want);
-    s->events = want;
+    if (loop_set_interest(self, fd, s, want) < 0) {
+        self->nfds += (want != 0) - (s->events != 0);
+        s->events = want;
+    }
     bcl_handle_cancel(h, self->debug);
     Py_DECREF(h);
     Py_RETURN_TRUE;
@@ -923,9 +1004,7 @@ get_poller_name(bcl_loop *self, void *c)
 static PyObject *
 loop_counters(bcl_loop *self, PyObject *Py_UNUSED(ignored))
 {
-    int nfds = 0;
-    for (int fd = 0; fd < self->fds.cap; fd++)
-        nfds += self->fds.slots[fd].events != 0;
+    int nfds = self->nfds;
     return Py_BuildValue("{sKsKsnsnsnsi}",
                          "iterations", (unsigned long long)self->n_iterations,
                          "callbacks", (unsigned long long)self->n_callbacks,

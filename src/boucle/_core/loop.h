@@ -41,6 +41,7 @@ typedef struct bcl_loop {
     double clock_resolution;  /* timers due within this of now fire */
     PyObject *thread_id;      /* threading.get_ident() of the running thread, or None */
     unsigned long fork_gen;   /* bcl_fork_generation when the kernel objects were made */
+    int nfds;                 /* fds with a non-zero interest in the poller (not counting internal ones) */
     uint64_t n_iterations;    /* iterations run (introspection) */
     uint64_t n_callbacks;     /* handles and work items run (introspection) */
 } bcl_loop;
@@ -60,6 +61,17 @@ int bcl_loop_report_callback_error(bcl_loop *loop, bcl_handle *h);
 
 /* Queue C work for the next snapshot (transports use it). */
 int bcl_loop_queue_work(bcl_loop *loop, PyObject *obj, bcl_work_fn fn, int arg);
+
+/* ---- fds owned by C transports ----
+ * A transport attaches its fd once; every readiness event then queues
+ * fn(owner, BCL_EV_* mask) behind the ready work, in asyncio's order. The
+ * owner must check its own state in fn: an event queued before a detach or
+ * an interest change may still be delivered once. All three raise and
+ * return -1 on error (RuntimeError when the fd has add_reader/add_writer
+ * callbacks or another owner; OSError from the poller). */
+int bcl_loop_fd_attach(bcl_loop *loop, int fd, PyObject *owner, bcl_work_fn fn);
+int bcl_loop_fd_interest(bcl_loop *loop, int fd, uint32_t events);
+void bcl_loop_fd_detach(bcl_loop *loop, int fd);
 
 /* Wake the loop if it is blocked in the poller (thread-safe with the GIL). */
 void bcl_loop_wakeup(bcl_loop *loop);

@@ -1,0 +1,5 @@
+"""Socket operations of boucle.Loop (sock_* methods, getaddrinfo/getnameinfo)."""
+
+
+class SocketMixin:
+    __slots__ = ()

@@ -1,0 +1,5 @@
+"""Unix sockets and datagram endpoints of boucle.Loop (Python side)."""
+
+
+class UnixMixin:
+    __slots__ = ()
