@@ -17,6 +17,7 @@ from asyncio import base_events, events, format_helpers
 from asyncio.log import logger
 
 from . import _core
+from ._signals import SignalMixin
 from ._sockets import SocketMixin
 from ._transports import TransportMixin
 from ._unix import UnixMixin
@@ -33,13 +34,15 @@ def _format_callback(callback, args, debug):
     return format_helpers._format_callback_source(callback, args)
 
 
-class Loop(_core.Loop, SocketMixin, TransportMixin, UnixMixin, base_events.BaseEventLoop):
+class Loop(_core.Loop, SignalMixin, SocketMixin, TransportMixin, UnixMixin,
+           base_events.BaseEventLoop):
     """asyncio event loop implemented in C on epoll."""
 
     def __init__(self):
         base_events.BaseEventLoop.__init__(self)
         self._old_agen_hooks = None
         self._saved_wakeup_fd = None
+        self._signal_handlers = {}     # signal number -> asyncio Handle
 
     # -- running -------------------------------------------------------
 
@@ -104,6 +107,7 @@ class Loop(_core.Loop, SocketMixin, TransportMixin, UnixMixin, base_events.BaseE
         if self.is_closed():
             return
         super().close()
+        self._remove_all_signal_handlers()
         self._close_core()
 
     # -- called by the C core ------------------------------------------

@@ -130,13 +130,25 @@ loop_drain_wakeup(bcl_loop *self)
     self->wakeup_pending = 0;
 }
 
+/* The interpreter's C signal handler wrote the signal numbers to our pipe
+ * (signal.set_wakeup_fd). Run the Python-level handlers now, and hand the
+ * numbers to add_signal_handler's dispatcher (self._handle_signals). */
 static int
 loop_drain_signals(bcl_loop *self)
 {
-    char buf[256];
-    while (read(self->sig_rfd, buf, sizeof(buf)) == (ssize_t)sizeof(buf))
-        ;
-    /* the handlers of the signals that arrived run now, as callbacks would */
+    unsigned char buf[256];
+    ssize_t n;
+    while ((n = read(self->sig_rfd, buf, sizeof(buf))) > 0) {
+        if (self->signal_dispatch) {
+            PyObject *r = PyObject_CallMethod((PyObject *)self, "_handle_signals", "y#",
+                                              (const char *)buf, (Py_ssize_t)n);
+            if (r == NULL)
+                return -1;
+            Py_DECREF(r);
+        }
+        if (n < (ssize_t)sizeof(buf))
+            break;
+    }
     return PyErr_CheckSignals();
 }
 
@@ -1027,6 +1039,7 @@ static PyGetSetDef loop_getset[] = {
     {"_timer_cancelled_count", (getter)get_timer_cancelled_count, (setter)set_reset_only, NULL,
      "_timer_cancelled_count"},
     {"_signal_wakeup_fd", (getter)get_signal_wakeup_fd, NULL, NULL, NULL},
+    {"_signal_dispatch", (getter)get_flag, (setter)set_flag, NULL, FLAG_OFF(signal_dispatch)},
     {"_poller_name", (getter)get_poller_name, NULL, NULL, NULL},
     {NULL}
 };

@@ -38,6 +38,7 @@ typedef struct bcl_loop {
     char stopping;            /* stop() was called: finish this iteration and return */
     char debug;               /* asyncio debug mode */
     char running;             /* inside _run() (C iteration active) */
+    char signal_dispatch;     /* add_signal_handler is active: hand signal numbers to Python */
     double clock_resolution;  /* timers due within this of now fire */
     PyObject *thread_id;      /* threading.get_ident() of the running thread, or None */
     unsigned long fork_gen;   /* bcl_fork_generation when the kernel objects were made */
