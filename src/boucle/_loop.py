@@ -143,3 +143,7 @@ class Loop(_core.Loop, SignalMixin, SocketMixin, TransportMixin, UnixMixin,
                                base_events._format_handle(handle), dt)
         finally:
             self._current_handle = None
+            # A frame object may outlive this call (the f_back of a
+            # coroutine frame kept by a traceback): don't let it keep the
+            # handle, and through it a task, alive. asyncio does the same.
+            handle = None
