@@ -26,6 +26,10 @@
  * before any type of the module can be instantiated, and never changed. */
 typedef struct {
     PyObject *future_type;        /* asyncio.Future (the C one from _asyncio when present) */
+    PyObject *task_type;          /* asyncio.Task */
+    PyObject *base_create_task;   /* asyncio.base_events.BaseEventLoop.create_task (the general path) */
+    PyObject *str_context;        /* interned "context" */
+    PyObject *str_name;           /* interned "name" */
     PyObject *format_cb_source;   /* asyncio.format_helpers._format_callback_source */
     PyObject *extract_stack;      /* asyncio.format_helpers.extract_stack */
     PyObject *str_loop;           /* interned "loop" (kwnames for Future(loop=)) */

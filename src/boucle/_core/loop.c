@@ -163,6 +163,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->poller.fd = -1;
     self->wakeup_fd = self->sig_rfd = self->sig_wfd = -1;
     self->thread_id = Py_NewRef(Py_None);
+    self->task_factory = Py_NewRef(Py_None);
     self->clock_resolution = 1e-9;
     {
         struct timespec res;
@@ -182,6 +183,7 @@ static int
 loop_traverse(bcl_loop *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->thread_id);
+    Py_VISIT(self->task_factory);
     bcl_ready_traverse(&self->ready, visit, arg);
     bcl_timers_traverse(&self->timers, visit, arg);
     bcl_fdmap_traverse(&self->fds, visit, arg);
@@ -195,6 +197,7 @@ loop_clear(bcl_loop *self)
     bcl_timers_clear(&self->timers);
     bcl_fdmap_clear(&self->fds);
     Py_CLEAR(self->thread_id);
+    Py_CLEAR(self->task_factory);
     return 0;
 }
 
@@ -270,7 +273,8 @@ parse_context_kw(const char *fname, PyObject *const *args, Py_ssize_t nargs,
     Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t i = 0; i < nkw; i++) {
         PyObject *name = PyTuple_GET_ITEM(kwnames, i);
-        if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "context") != 0) {
+        if (name != bcl_state.str_context &&
+                (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "context") != 0)) {
             PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%S'",
                          fname, name);
             return -1;
@@ -443,6 +447,62 @@ loop_create_future(bcl_loop *self, PyObject *Py_UNUSED(ignored))
 {
     PyObject *args[1] = {(PyObject *)self};
     return PyObject_Vectorcall(bcl_state.future_type, args, 0, bcl_state.kwnames_loop);
+}
+
+/* create_task(coro, *, name=None, context=None): with no task factory and
+ * outside debug mode, build asyncio's Task directly (what
+ * BaseEventLoop.create_task does then, minus a Python frame); every other
+ * case — a factory, debug mode, keywords this interpreter's create_task
+ * handles differently — goes through asyncio's own create_task. */
+static PyObject *
+loop_create_task(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
+{
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    int fast = nargs == 1 && self->task_factory == Py_None && !self->debug && nkw <= 2;
+    for (Py_ssize_t i = 0; fast && i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+#if PY_VERSION_HEX >= 0x030B0000
+        fast = k == bcl_state.str_name || k == bcl_state.str_context;
+#else
+        fast = k == bcl_state.str_name;
+#endif
+    }
+    if (!fast) {
+        /* asyncio's create_task with self prepended */
+        PyObject *small[8], **argv = small;
+        Py_ssize_t total = nargs + nkw;
+        if (total + 1 > (Py_ssize_t)(sizeof(small) / sizeof(small[0]))) {
+            argv = PyMem_Malloc((size_t)(total + 1) * sizeof(PyObject *));
+            if (argv == NULL)
+                return PyErr_NoMemory();
+        }
+        argv[0] = (PyObject *)self;
+        for (Py_ssize_t i = 0; i < total; i++)
+            argv[i + 1] = args[i];
+        PyObject *r = PyObject_Vectorcall(bcl_state.base_create_task, argv, nargs + 1, kwnames);
+        if (argv != small)
+            PyMem_Free(argv);
+        return r;
+    }
+    if (self->closed)
+        return raise_closed();
+    if (nkw == 0) {
+        PyObject *argv[2] = {args[0], (PyObject *)self};
+        return PyObject_Vectorcall(bcl_state.task_type, argv, 1, bcl_state.kwnames_loop);
+    }
+    PyObject *argv[4] = {args[0], (PyObject *)self, NULL, NULL};
+    PyObject *names = PyTuple_New(1 + nkw);
+    if (names == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(names, 0, Py_NewRef(bcl_state.str_loop));
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyTuple_SET_ITEM(names, i + 1, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+        argv[i + 2] = args[nargs + i];
+    }
+    PyObject *r = PyObject_Vectorcall(bcl_state.task_type, argv, 1, names);
+    Py_DECREF(names);
+    return r;
 }
 
 /* ---- the iteration -------------------------------------------------- */
@@ -949,6 +1009,19 @@ set_thread_id(bcl_loop *self, PyObject *v, void *c)
 }
 
 static PyObject *
+get_task_factory(bcl_loop *self, void *c)
+{
+    return Py_NewRef(self->task_factory);
+}
+
+static int
+set_task_factory(bcl_loop *self, PyObject *v, void *c)
+{
+    Py_XSETREF(self->task_factory, Py_NewRef(v ? v : Py_None));
+    return 0;
+}
+
+static PyObject *
 get_clock_resolution(bcl_loop *self, void *c)
 {
     return PyFloat_FromDouble(self->clock_resolution);
@@ -1033,6 +1106,7 @@ static PyGetSetDef loop_getset[] = {
     {"_debug", (getter)get_flag, (setter)set_flag, NULL, FLAG_OFF(debug)},
     {"_stopping", (getter)get_flag, (setter)set_flag, NULL, FLAG_OFF(stopping)},
     {"_thread_id", (getter)get_thread_id, (setter)set_thread_id, NULL, NULL},
+    {"_task_factory", (getter)get_task_factory, (setter)set_task_factory, NULL, NULL},
     {"_clock_resolution", (getter)get_clock_resolution, (setter)set_clock_resolution, NULL, NULL},
     {"_ready", (getter)get_ready, (setter)set_reset_only, "Snapshot of the ready queue.", "_ready"},
     {"_scheduled", (getter)get_scheduled, (setter)set_reset_only, "Snapshot of the timer heap.", "_scheduled"},
@@ -1057,6 +1131,8 @@ static PyMethodDef loop_methods[] = {
      "call_at(when, callback, *args, context=None) -> TimerHandle"},
     {"time", (PyCFunction)loop_time, METH_NOARGS, "Monotonic time of the loop's clock."},
     {"create_future", (PyCFunction)loop_create_future, METH_NOARGS, "A new asyncio.Future bound to this loop."},
+    {"create_task", (PyCFunction)(void (*)(void))loop_create_task, FASTKW,
+     "create_task(coro, *, name=None, context=None) -> asyncio.Task"},
     {"stop", (PyCFunction)loop_stop, METH_NOARGS, "Stop after the current iteration."},
     {"is_running", (PyCFunction)loop_is_running, METH_NOARGS, NULL},
     {"is_closed", (PyCFunction)loop_is_closed, METH_NOARGS, NULL},

@@ -41,6 +41,7 @@ typedef struct bcl_loop {
     char signal_dispatch;     /* add_signal_handler is active: hand signal numbers to Python */
     double clock_resolution;  /* timers due within this of now fire */
     PyObject *thread_id;      /* threading.get_ident() of the running thread, or None */
+    PyObject *task_factory;   /* set_task_factory()'s factory, or None */
     unsigned long fork_gen;   /* bcl_fork_generation when the kernel objects were made */
     int nfds;                 /* fds with a non-zero interest in the poller (not counting internal ones) */
     uint64_t n_iterations;    /* iterations run (introspection) */

@@ -38,8 +38,24 @@ state_init(void)
     if (mod == NULL)
         return -1;
     bcl_state.future_type = PyObject_GetAttrString(mod, "Future");
+    bcl_state.task_type = PyObject_GetAttrString(mod, "Task");
     Py_DECREF(mod);
-    if (bcl_state.future_type == NULL)
+    if (bcl_state.future_type == NULL || bcl_state.task_type == NULL)
+        return -1;
+    mod = PyImport_ImportModule("asyncio.base_events");
+    if (mod == NULL)
+        return -1;
+    PyObject *base = PyObject_GetAttrString(mod, "BaseEventLoop");
+    Py_DECREF(mod);
+    if (base == NULL)
+        return -1;
+    bcl_state.base_create_task = PyObject_GetAttrString(base, "create_task");
+    Py_DECREF(base);
+    if (bcl_state.base_create_task == NULL)
+        return -1;
+    bcl_state.str_context = PyUnicode_InternFromString("context");
+    bcl_state.str_name = PyUnicode_InternFromString("name");
+    if (bcl_state.str_context == NULL || bcl_state.str_name == NULL)
         return -1;
     mod = PyImport_ImportModule("asyncio.format_helpers");
     if (mod == NULL)
