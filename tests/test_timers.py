@@ -1,0 +1,323 @@
+"""call_later / call_at / loop.time()."""
+import asyncio
+import math
+import sys
+import time
+
+import pytest
+
+
+def run_once(loop):
+    loop.stop()
+    loop.run_forever()
+
+
+def test_call_later_orders_by_time(loop):
+    out = []
+    loop.call_later(0.03, out.append, 3)
+    loop.call_later(0.01, out.append, 1)
+    loop.call_later(0.02, out.append, 2)
+    loop.call_later(0.0, out.append, 0)
+    loop.call_later(0.04, loop.stop)
+    loop.run_forever()
+    assert out == [0, 1, 2, 3]
+
+
+def test_call_at_orders_by_time_even_when_all_due(loop):
+    # All due by the time the loop looks: still fired in order of `when`.
+    out = []
+    now = loop.time()
+    for i in (5, 1, 4, 2, 3, 0):
+        loop.call_at(now - 1 + i * 0.001, out.append, i)
+    run_once(loop)
+    assert out == [0, 1, 2, 3, 4, 5]
+
+
+def test_equal_deadlines_fire_in_scheduling_order(loop):
+    # asyncio keeps scheduling order for a pair of equal deadlines (its heapq
+    # is not stable for larger tie groups, so those are not asserted here).
+    n = 2
+    out = []
+    when = loop.time() + 0.005
+    for i in range(n):
+        loop.call_at(when, out.append, i)
+    loop.call_at(when + 0.005, loop.stop)
+    loop.run_forever()
+    assert out == list(range(n))
+
+
+def test_ready_callbacks_run_before_due_timers(loop):
+    out = []
+    loop.call_later(-1, out.append, "timer-negative")
+    loop.call_later(0, out.append, "timer-zero")
+    loop.call_soon(out.append, "soon")
+    run_once(loop)
+    # due timers are appended behind what is already in the ready queue
+    assert out == ["soon", "timer-negative", "timer-zero"]
+
+
+def test_negative_and_zero_delays_fire(loop):
+    out = []
+    loop.call_later(-100, out.append, "neg")
+    loop.call_at(loop.time() - 1000, out.append, "past")
+    loop.call_later(0, out.append, "zero")
+    loop.call_later(-0.0, out.append, "negzero")
+    run_once(loop)
+    assert sorted(out) == ["neg", "negzero", "past", "zero"]
+
+
+def test_timer_due_within_clock_resolution_fires(loop):
+    out = []
+    loop.call_at(loop.time(), out.append, "now")
+    loop.call_at(loop.time() + 1e-10, out.append, "within-resolution")
+    run_once(loop)
+    assert out == ["now", "within-resolution"]
+
+
+def test_timer_not_due_does_not_fire_early(loop):
+    out = []
+    loop.call_later(10, out.append, "late")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert out == []
+
+
+def test_timer_handle_when(loop):
+    t0 = loop.time()
+    h = loop.call_later(10, print)
+    t1 = loop.time()
+    assert t0 + 10 <= h.when() <= t1 + 10
+    assert isinstance(h.when(), float)
+    h2 = loop.call_at(12345.5, print)
+    assert h2.when() == 12345.5
+    h3 = loop.call_at(100, print)  # an int deadline
+    assert h3.when() == 100
+    for h in (h, h2, h3):
+        h.cancel()
+        assert h.cancelled()
+
+
+def test_timer_fires_after_its_deadline(loop):
+    fired = []
+    h = loop.call_later(0.05, lambda: fired.append(loop.time()))
+    loop.call_later(0.1, loop.stop)
+    loop.run_forever()
+    assert len(fired) == 1
+    # never early by more than the clock resolution
+    assert fired[0] >= h.when() - 1e-3
+
+
+def test_cancel_timer(loop):
+    out = []
+    h = loop.call_later(0.01, out.append, "cancelled")
+    loop.call_later(0.02, out.append, "kept")
+    h.cancel()
+    assert h.cancelled()
+    loop.call_later(0.03, loop.stop)
+    loop.run_forever()
+    assert out == ["kept"]
+
+
+def test_cancel_many_timers(loop):
+    out = []
+    handles = [loop.call_later(0.001 * (i % 7), out.append, i) for i in range(5000)]
+    for i, h in enumerate(handles):
+        if i % 1000 != 999:
+            h.cancel()
+    # cancelled far-future timers must not keep the loop from sleeping or firing
+    far = [loop.call_later(1000 + i, out.append, -1) for i in range(2000)]
+    for h in far:
+        h.cancel()
+    loop.call_later(0.02, loop.stop)
+    loop.run_forever()
+    assert sorted(out) == [999, 1999, 2999, 3999, 4999]
+
+
+def test_cancel_due_timer_from_callback_in_same_iteration(loop):
+    out = []
+    handles = {}
+
+    def first():
+        out.append("first")
+        handles["second"].cancel()
+
+    now = loop.time()
+    loop.call_at(now - 2, first)
+    handles["second"] = loop.call_at(now - 1, out.append, "second")
+    loop.call_at(now - 0.5, out.append, "third")
+    run_once(loop)
+    assert out == ["first", "third"]
+
+
+def test_timer_scheduled_from_timer(loop):
+    out = []
+
+    def tick(n):
+        out.append(n)
+        if n < 5:
+            loop.call_later(0.001, tick, n + 1)
+        else:
+            loop.stop()
+
+    loop.call_later(0, tick, 0)
+    loop.run_forever()
+    assert out == [0, 1, 2, 3, 4, 5]
+
+
+def test_infinite_delay_never_fires(loop):
+    out = []
+    h = loop.call_later(math.inf, out.append, "inf")
+    assert h.when() == math.inf
+    h2 = loop.call_at(math.inf, out.append, "inf-at")
+    loop.call_later(0.01, loop.stop)
+    loop.run_forever()
+    assert out == []
+    h.cancel()
+    h2.cancel()
+
+
+def test_wait_for_with_infinite_timeout(loop):
+    async def main():
+        return await asyncio.wait_for(asyncio.sleep(0.001, "done"), timeout=math.inf)
+
+    assert loop.run_until_complete(main()) == "done"
+
+
+def test_huge_delay_is_accepted(loop):
+    out = []
+    h = loop.call_later(1e10, out.append, 1)
+    loop.call_later(0.005, loop.stop)
+    loop.run_forever()
+    assert out == []
+    h.cancel()
+
+
+def test_loop_time_monotonic_and_close_to_time_monotonic(loop):
+    a = loop.time()
+    m = time.monotonic()
+    b = loop.time()
+    assert isinstance(a, float)
+    assert a <= b
+    assert abs(a - m) < 1.0
+    values = [loop.time() for _ in range(1000)]
+    assert values == sorted(values)
+
+
+def test_loop_time_advances_while_sleeping(loop):
+    t0 = loop.time()
+    loop.run_until_complete(asyncio.sleep(0.05))
+    elapsed = loop.time() - t0
+    assert 0.04 <= elapsed < 2.0
+
+
+def test_sleeping_does_not_busy_loop(loop):
+    loop.run_until_complete(asyncio.sleep(0))  # warm up
+    cpu0 = time.process_time()
+    wall0 = time.monotonic()
+    loop.run_until_complete(asyncio.sleep(0.2))
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - wall0
+    assert wall >= 0.19
+    assert cpu < 0.1, "loop used %.3fs of CPU while sleeping %.3fs" % (cpu, wall)
+
+
+def test_far_timer_does_not_busy_loop(loop):
+    # One pending far-away timer: the loop must sleep, not spin polling.
+    h = loop.call_later(3600, print)
+    cpu0 = time.process_time()
+    loop.call_later(0.2, loop.stop)
+    loop.run_forever()
+    cpu = time.process_time() - cpu0
+    h.cancel()
+    assert cpu < 0.1
+
+
+def test_submillisecond_timers_do_not_spin(loop):
+    # Chains of timers shorter than a millisecond must neither spin the CPU
+    # (timeout rounded down to 0) nor be lost.
+    n = 100
+    count = [0]
+
+    def tick():
+        count[0] += 1
+        if count[0] < n:
+            loop.call_later(0.0003, tick)
+        else:
+            loop.stop()
+
+    cpu0 = time.process_time()
+    wall0 = time.monotonic()
+    loop.call_later(0.0003, tick)
+    watchdog = loop.call_later(10, loop.stop)
+    loop.run_forever()
+    watchdog.cancel()
+    cpu = time.process_time() - cpu0
+    wall = time.monotonic() - wall0
+    assert count[0] == n
+    assert wall >= n * 0.0003
+    assert cpu < 0.7 * wall + 0.02, "cpu %.3fs for %.3fs of timers" % (cpu, wall)
+
+
+def test_asyncio_sleep_result_and_ordering(loop):
+    out = []
+
+    async def sleeper(d, tag):
+        await asyncio.sleep(d)
+        out.append(tag)
+
+    async def main():
+        await asyncio.gather(sleeper(0.03, "c"), sleeper(0.01, "a"), sleeper(0.02, "b"))
+        return await asyncio.sleep(0.001, result="res")
+
+    assert loop.run_until_complete(main()) == "res"
+    assert out == ["a", "b", "c"]
+
+
+def test_timer_heap_random_order_and_cancellation(loop):
+    import random
+    rng = random.Random(1234)
+    now = loop.time()
+    offsets = rng.sample(range(1, 100_000), 3000)  # distinct deadlines
+    out = []
+    handles = []
+    for off in offsets:
+        handles.append((off, loop.call_at(now - 200 + off * 1e-3, out.append, off)))
+    cancelled = set()
+    for off, h in handles:
+        if rng.random() < 0.6:
+            h.cancel()
+            cancelled.add(off)
+    run_once(loop)
+    assert out == sorted(set(offsets) - cancelled)
+
+
+def test_timers_due_during_iteration_wait_for_next_iteration(loop):
+    # A timer callback scheduling an already-due timer (or call_soon) does
+    # not get it run in the same iteration.
+    out = []
+
+    def first():
+        out.append("first")
+        loop.call_later(-1, out.append, "due-timer")
+        loop.call_soon(out.append, "soon")
+
+    loop.call_later(-1, first)
+    run_once(loop)
+    assert out == ["first"]
+    run_once(loop)
+    assert out == ["first", "soon", "due-timer"]
+
+
+def test_cancel_timer_from_another_timer_then_reschedule(loop):
+    out = []
+    handles = {}
+
+    def canceller():
+        handles["victim"].cancel()
+        handles["victim"] = loop.call_later(0.002, out.append, "rescheduled")
+
+    handles["victim"] = loop.call_later(0.01, out.append, "original")
+    loop.call_later(0.001, canceller)
+    loop.call_later(0.03, loop.stop)
+    loop.run_forever()
+    assert out == ["rescheduled"]
