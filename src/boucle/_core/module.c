@@ -3,6 +3,7 @@
 #include "core.h"
 #include "handle.h"
 #include "loop.h"
+#include "sock.h"
 
 #include <pthread.h>
 
@@ -120,6 +121,10 @@ PyInit__core(void)
     if (m == NULL)
         return NULL;
     if (bcl_handle_init_types(m) < 0 || bcl_loop_init_type(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (bcl_sock_init_type(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
