@@ -40,6 +40,7 @@ typedef struct bcl_loop {
     char running;             /* inside _run() (C iteration active) */
     char signal_dispatch;     /* add_signal_handler is active: hand signal numbers to Python */
     double clock_resolution;  /* timers due within this of now fire */
+    unsigned long run_thread; /* PyThread_get_thread_ident() of the thread inside _run() (valid while running) */
     PyObject *thread_id;      /* threading.get_ident() of the running thread, or None */
     PyObject *task_factory;   /* set_task_factory()'s factory, or None */
     unsigned long fork_gen;   /* bcl_fork_generation when the kernel objects were made */
