@@ -93,7 +93,7 @@ def test_debug_run_in_executor_rejects_coroutine_function(loop):
 
 
 def test_non_debug_accepts_non_callable_until_run(loop):
-    assert not loop.get_debug()
+    loop.set_debug(False)  # the default unless -X dev / PYTHONASYNCIODEBUG
     contexts = []
     loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))
     h = loop.call_soon(42)
@@ -192,6 +192,7 @@ def test_source_traceback_in_debug(loop):
 
 
 def test_no_source_traceback_without_debug(loop):
+    loop.set_debug(False)  # the default unless -X dev / PYTHONASYNCIODEBUG
     h = loop.call_soon(print)
     assert not getattr(h, "_source_traceback", None)
     run_once(loop)

@@ -122,6 +122,7 @@ def test_error_in_exception_handler_is_logged(loop, caplog):
 
 
 def test_non_callable_callback_reported_when_run(loop):
+    loop.set_debug(False)  # the default unless -X dev / PYTHONASYNCIODEBUG
     # a non-callable callback (accepted when not in debug mode) fails when run
     contexts = []
     loop.set_exception_handler(lambda lp, ctx: contexts.append(ctx))

@@ -231,8 +231,8 @@ def test_task_factory_extra_kwargs(loop):
     assert t.get_name() == "n"
 
 
-@pytest.mark.skipif(TASK_FACTORY_KWARGS or not PY311,
-                    reason="before 3.13.3 create_task only accepts name= and context=")
+@pytest.mark.skipif(TASK_FACTORY_KWARGS,
+                    reason="since 3.13.3 create_task passes extra kwargs to the task factory")
 def test_create_task_unknown_kwarg_rejected(loop):
     async def coro():
         pass

@@ -219,3 +219,59 @@ def test_no_fd_leak_with_readers_and_signals(loop_factory):
         b.close()
     gc.collect()
     assert nfds() == before
+
+
+def test_unclosed_loop_with_pending_self_references_is_collected(loop_factory):
+    # handles in the ready queue and in the timer queue that refer back to
+    # the loop form cycles: the garbage collector must be able to free them
+    import warnings
+    import weakref
+    lp = loop_factory.kind()
+    lp.call_soon(lp.stop)
+    lp.call_later(100, lp.stop)
+    lp.call_soon_threadsafe(lp.stop)
+    r = weakref.ref(lp)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        del lp
+        gc.collect()
+        gc.collect()
+    assert r() is None
+
+
+def test_handle_cycles_are_collected(loop):
+    import weakref
+
+    class Box(list):
+        pass
+
+    refs = []
+    for _ in range(10):
+        box = Box()
+        h = loop.call_later(100, print, box)
+        box.append(h)  # box -> handle -> args -> box
+        h.cancel()
+        refs.append(weakref.ref(box))
+        h2 = loop.call_soon(print, box)
+        h2.cancel()
+        del box, h, h2
+    loop.stop()
+    loop.run_forever()  # drops the cancelled handles from the queues
+    gc.collect()
+    assert [r for r in refs if r() is not None] == []
+
+
+def test_callback_args_released_after_run(loop):
+    import weakref
+
+    class Arg:
+        pass
+
+    a = Arg()
+    r = weakref.ref(a)
+    loop.call_soon(lambda x: None, a)
+    loop.call_later(0, lambda x: None, a)
+    del a
+    loop.stop()
+    loop.run_forever()
+    assert r() is None, "the loop kept a reference to a callback argument"

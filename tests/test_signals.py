@@ -203,3 +203,32 @@ def test_add_signal_handler(loop):
     assert loop.remove_signal_handler(signal.SIGUSR1) is True
     assert loop.remove_signal_handler(signal.SIGUSR1) is False
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL
+
+
+def test_user_wakeup_fd_preserved(loop):
+    import socket
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    old = signal.set_wakeup_fd(-1)
+    try:
+        signal.set_wakeup_fd(a.fileno())
+        loop.run_until_complete(asyncio.sleep(0.001))
+        assert signal.set_wakeup_fd(a.fileno()) == a.fileno()
+        loop.close()
+        assert signal.set_wakeup_fd(-1) == a.fileno()
+    finally:
+        signal.set_wakeup_fd(old)
+        a.close()
+        b.close()
+
+
+def test_no_wakeup_fd_left_behind(loop):
+    old = signal.set_wakeup_fd(-1)
+    try:
+        loop.run_until_complete(asyncio.sleep(0.001))
+        assert signal.set_wakeup_fd(-1) == -1
+        loop.close()
+        assert signal.set_wakeup_fd(-1) == -1
+    finally:
+        signal.set_wakeup_fd(old)

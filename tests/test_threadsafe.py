@@ -168,3 +168,65 @@ def test_call_soon_threadsafe_on_closed_loop(loop):
     loop.close()
     with pytest.raises(RuntimeError, match="Event loop is closed"):
         loop.call_soon_threadsafe(print)
+
+
+def test_loops_run_in_non_main_threads(loop_factory):
+    # Loops run fine outside the main thread (no signal wakeup fd there),
+    # two at once, each with its own running loop.
+    import socket
+    results = {}
+    errors = []
+
+    def worker(name):
+        try:
+            lp = loop_factory.kind()
+            try:
+                a, b = socket.socketpair()
+                try:
+                    async def main():
+                        assert asyncio.get_running_loop() is lp
+                        fut = lp.create_future()
+                        lp.add_reader(a, lambda: fut.done() or fut.set_result(a.recv(10)))
+                        threading.Timer(0.02, b.send, (name.encode(),)).start()
+                        data = await fut
+                        lp.remove_reader(a)
+                        await asyncio.sleep(0.01)
+                        ex = await lp.run_in_executor(None, lambda: name * 2)
+                        return data, ex
+
+                    results[name] = lp.run_until_complete(main())
+                finally:
+                    a.close()
+                    b.close()
+            finally:
+                lp.close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append((name, repr(exc)))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in ("one", "two")]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(20)
+    assert errors == []
+    assert results == {"one": (b"one", "oneone"), "two": (b"two", "twotwo")}
+
+
+def test_threadsafe_to_loop_running_in_other_thread(loop_factory):
+    lp = loop_factory()
+    started = threading.Event()
+    out = []
+
+    def run():
+        lp.call_soon(started.set)
+        lp.run_forever()
+
+    th = threading.Thread(target=run)
+    th.start()
+    assert started.wait(5)
+    for i in range(100):
+        lp.call_soon_threadsafe(out.append, i)
+    lp.call_soon_threadsafe(lp.stop)
+    th.join(10)
+    assert not th.is_alive()
+    assert out == list(range(100))

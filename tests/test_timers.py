@@ -260,9 +260,13 @@ def test_submillisecond_timers_do_not_spin(loop):
 
 def test_asyncio_sleep_result_and_ordering(loop):
     out = []
+    start = loop.time() + 0.01
 
     async def sleeper(d, tag):
-        await asyncio.sleep(d)
+        # absolute deadlines: the order does not depend on task start-up time
+        fut = loop.create_future()
+        loop.call_at(start + d, fut.set_result, None)
+        await fut
         out.append(tag)
 
     async def main():
@@ -312,12 +316,75 @@ def test_cancel_timer_from_another_timer_then_reschedule(loop):
     out = []
     handles = {}
 
+    def rescheduled():
+        out.append("rescheduled")
+        loop.stop()
+
     def canceller():
         handles["victim"].cancel()
-        handles["victim"] = loop.call_later(0.002, out.append, "rescheduled")
+        handles["victim"] = loop.call_later(0.002, rescheduled)
 
     handles["victim"] = loop.call_later(0.01, out.append, "original")
     loop.call_later(0.001, canceller)
-    loop.call_later(0.03, loop.stop)
+    guard = loop.call_later(10, loop.stop)
     loop.run_forever()
+    guard.cancel()
     assert out == ["rescheduled"]
+
+
+def test_cancel_after_fire_does_not_corrupt_timers(loop):
+    out = []
+    fired = [loop.call_later(-1, out.append, i) for i in range(50)]
+    run_once(loop)
+    assert out == list(range(50))
+    for h in fired:
+        h.cancel()  # already ran: must be a no-op for the timer queue
+        assert h.cancelled()
+    out.clear()
+    now = loop.time()
+    pending = [loop.call_at(now - 1 + i * 1e-3, out.append, i) for i in (3, 1, 2, 0)]
+    run_once(loop)
+    assert out == [0, 1, 2, 3]
+    for h in pending:
+        h.cancel()
+
+
+def test_many_cancellations_while_running(loop):
+    import random
+    rng = random.Random(99)
+    out = []
+    now = loop.time()
+    handles = {}
+    for i in range(1500):
+        handles[i] = loop.call_at(now + rng.uniform(0.001, 0.03), out.append, i)
+    cancelled = set(rng.sample(sorted(handles), 1000))
+    for i in cancelled:
+        handles[i].cancel()
+
+    # cancel more from inside a callback while the loop runs
+    later = [i for i in sorted(handles, key=lambda k: handles[k].when())
+             if i not in cancelled][-100:]
+
+    def cancel_more():
+        for i in later:
+            if i not in out:
+                handles[i].cancel()
+                cancelled.add(i)
+
+    loop.call_at(now + 0.0005, cancel_more)
+    loop.call_at(now + 0.05, loop.stop)
+    loop.run_forever()
+    expected = sorted((i for i in handles if i not in cancelled), key=lambda k: handles[k].when())
+    assert out == expected
+
+
+def test_timer_context(loop):
+    import contextvars
+    var = contextvars.ContextVar("timer_var", default="default")
+    ctx = contextvars.copy_context()
+    ctx.run(var.set, "timer-ctx")
+    out = []
+    loop.call_later(0, lambda: out.append(var.get()), context=ctx)
+    loop.call_at(loop.time(), lambda: out.append(var.get()))
+    run_once(loop)
+    assert out == ["timer-ctx", "default"]

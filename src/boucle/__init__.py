@@ -46,6 +46,10 @@ def run(main, *, debug=None, loop_factory=None):
     if _sys.version_info >= (3, 12):
         return _asyncio.run(main, debug=debug, loop_factory=loop_factory)
     if _sys.version_info >= (3, 11):
+        # asyncio.run's own check, which Runner alone does not make
+        if _events._get_running_loop() is not None:
+            raise RuntimeError(
+                "asyncio.run() cannot be called from a running event loop")
         with _asyncio.Runner(debug=debug, loop_factory=loop_factory) as runner:
             return runner.run(main)
     return _run_310(main, debug, loop_factory)
