@@ -493,6 +493,9 @@ loop_create_task(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObj
     if (self->closed)
         return raise_closed();
     if (nkw == 0) {
+        /* as in create_future: the running loop needs no loop= dict */
+        if (self->running && self->run_thread == PyThread_get_thread_ident())
+            return PyObject_CallOneArg(bcl_state.task_type, args[0]);
         PyObject *argv[2] = {args[0], (PyObject *)self};
         return PyObject_Vectorcall(bcl_state.task_type, argv, 1, bcl_state.kwnames_loop);
     }
