@@ -604,10 +604,11 @@ loop_run_once(bcl_loop *self)
         timeout_ns = -1;
     }
 
-    if (timeout_ns == 0 && self->nfds == 0) {
+    if (timeout_ns == 0 && self->nfds == 0 && !self->signal_dispatch) {
         /* Only the internal fds are registered: call_soon_threadsafe has
          * queued its work already, so a zero-timeout poll could only
-         * report signals. Check those without the system call. */
+         * report signals, and with no add_signal_handler active their
+         * Python handlers are all PyErr_CheckSignals() needs. */
         if (PyErr_CheckSignals() < 0)
             return -1;
         n = 0;
