@@ -398,3 +398,24 @@ def test_reader_wakes_idle_loop(loop, sockpair):
         th.join()
         guard.cancel()
     assert time.monotonic() - t0 < 2.0
+
+
+def test_remove_reader_writer_refuse_transport_fd(loop):
+    # asyncio's remove_reader/remove_writer check that no transport owns the fd
+    a, b = socket.socketpair()
+    try:
+        async def main():
+            tr, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+            try:
+                with pytest.raises(RuntimeError, match="is used by transport"):
+                    loop.remove_reader(a.fileno())
+                with pytest.raises(RuntimeError, match="is used by transport"):
+                    loop.remove_writer(a.fileno())
+                with pytest.raises(RuntimeError, match="is used by transport"):
+                    loop.add_reader(a.fileno(), print)
+            finally:
+                tr.close()
+                await asyncio.sleep(0)
+        loop.run_until_complete(main())
+    finally:
+        b.close()

@@ -19,6 +19,7 @@ from asyncio.log import logger
 from . import _core
 from ._signals import SignalMixin
 from ._sockets import SocketMixin
+from ._subprocess import SubprocessMixin
 from ._transports import TransportMixin
 from ._unix import UnixMixin
 
@@ -34,8 +35,8 @@ def _format_callback(callback, args, debug):
     return format_helpers._format_callback_source(callback, args)
 
 
-class Loop(_core.Loop, SignalMixin, SocketMixin, TransportMixin, UnixMixin,
-           base_events.BaseEventLoop):
+class Loop(_core.Loop, SignalMixin, SocketMixin, UnixMixin, TransportMixin,
+           SubprocessMixin, base_events.BaseEventLoop):
     """asyncio event loop implemented in C on epoll."""
 
     def __init__(self):

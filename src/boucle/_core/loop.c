@@ -910,7 +910,7 @@ loop_add_io(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *
 }
 
 static PyObject *
-loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer)
+loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer, int check_owner)
 {
     int fd = fileobj_to_fd(fileobj);
     if (fd < 0)
@@ -922,6 +922,11 @@ loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer)
     bcl_fdslot *s = bcl_fdmap_find(&self->fds, fd);
     if (s == NULL)
         Py_RETURN_FALSE;
+    if (check_owner && s->owner != NULL) {
+        /* asyncio's remove_reader/remove_writer: _ensure_fd_no_transport */
+        PyErr_Format(PyExc_RuntimeError, "File descriptor %R is used by transport %R", fileobj, s->owner);
+        return NULL;
+    }
     bcl_handle **slot = writer ? &s->writer : &s->reader;
     bcl_handle *h = *slot;
     if (h == NULL)
@@ -974,13 +979,25 @@ loop_add_writer_priv(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, P
 static PyObject *
 loop_remove_reader(bcl_loop *self, PyObject *fd)
 {
-    return loop_remove_io(self, fd, 0);
+    return loop_remove_io(self, fd, 0, 1);
 }
 
 static PyObject *
 loop_remove_writer(bcl_loop *self, PyObject *fd)
 {
-    return loop_remove_io(self, fd, 1);
+    return loop_remove_io(self, fd, 1, 1);
+}
+
+static PyObject *
+loop_remove_reader_priv(bcl_loop *self, PyObject *fd)
+{
+    return loop_remove_io(self, fd, 0, 0);
+}
+
+static PyObject *
+loop_remove_writer_priv(bcl_loop *self, PyObject *fd)
+{
+    return loop_remove_io(self, fd, 1, 0);
 }
 
 /* ---- attributes shared with asyncio's Python code -------------------- */
@@ -1153,8 +1170,8 @@ static PyMethodDef loop_methods[] = {
     {"remove_writer", (PyCFunction)loop_remove_writer, METH_O, "remove_writer(fd) -> bool"},
     {"_add_reader", (PyCFunction)(void (*)(void))loop_add_reader_priv, FASTKW, NULL},
     {"_add_writer", (PyCFunction)(void (*)(void))loop_add_writer_priv, FASTKW, NULL},
-    {"_remove_reader", (PyCFunction)loop_remove_reader, METH_O, NULL},
-    {"_remove_writer", (PyCFunction)loop_remove_writer, METH_O, NULL},
+    {"_remove_reader", (PyCFunction)loop_remove_reader_priv, METH_O, NULL},
+    {"_remove_writer", (PyCFunction)loop_remove_writer_priv, METH_O, NULL},
     {"_run_once", (PyCFunction)loop_run_once_meth, METH_NOARGS, "Run one iteration."},
     {"_run", (PyCFunction)loop_run, METH_NOARGS, "Iterate until stop() (the body of run_forever)."},
     {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},

@@ -3,7 +3,9 @@
 #include "core.h"
 #include "handle.h"
 #include "loop.h"
+#include "stream.h"
 #include "sock.h"
+#include "dgram.h"
 
 #include <pthread.h>
 
@@ -125,6 +127,14 @@ PyInit__core(void)
         return NULL;
     }
     if (bcl_sock_init_type(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (bcl_stream_init_type(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (bcl_dgram_init_type(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

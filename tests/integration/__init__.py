@@ -1,0 +1,1 @@
+"""Integration tests: boucle running real third-party software (see USAGE.md)."""
