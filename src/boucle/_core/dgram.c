@@ -30,6 +30,7 @@
  */
 #include "dgram.h"
 #include "loop.h"
+#include "iohelp.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -136,37 +137,6 @@ static PyObject *str_call_soon, *str_connection_made, *str_connection_lost,
                 *str_exc_info;
 
 /* ---- small helpers ---------------------------------------------------- */
-
-/* Re-raise an exception taken with bcl_fetch_exception() (steals it). */
-static void
-dgram_restore(PyObject *exc)
-{
-    if (exc == NULL)
-        return;
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-#endif
-}
-
-static PyObject *
-dgram_import(const char *module, const char *name)
-{
-    PyObject *m = PyImport_ImportModule(module);
-    if (m == NULL)
-        return NULL;
-    PyObject *o = PyObject_GetAttrString(m, name);
-    Py_DECREF(m);
-    return o;
-}
-
-static int
-is_fatal_exception(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit)
-        || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
 
 /* AttributeError of asyncio's code touching self._loop/_protocol once they
  * are None (after connection_lost). */
@@ -670,7 +640,7 @@ dgram_fatal_error(bcl_dgram *self, PyObject *exc, PyObject *message)
 static int
 dgram_io_error(bcl_dgram *self, const char *fatal_msg)
 {
-    if (is_fatal_exception())
+    if (bcl_io_fatal_raised())
         return -1;
     int is_os = PyErr_ExceptionMatches(PyExc_OSError);
     PyObject *exc = bcl_fetch_exception();
@@ -712,7 +682,7 @@ dgram_connection_lost(bcl_dgram *self, PyObject *exc)
     Py_CLEAR(self->protocol);
     Py_CLEAR(self->loop);
     if (saved != NULL) {
-        dgram_restore(saved);
+        bcl_io_restore(saved);
         return -1;
     }
     return 0;
@@ -889,7 +859,7 @@ out:
         if (PyContext_Exit(ctx) < 0)
             PyErr_Clear();
         if (saved != NULL)
-            dgram_restore(saved);
+            bcl_io_restore(saved);
         Py_DECREF(ctx);
     }
     return rc;
@@ -1104,7 +1074,7 @@ dgram_tp_finalize(PyObject *op)
     if (r == NULL)
         PyErr_WriteUnraisable(op);
     Py_XDECREF(r);
-    dgram_restore(saved);
+    bcl_io_restore(saved);
 }
 
 static void
@@ -1534,7 +1504,7 @@ static PyType_Spec dgram_spec = {
 static int
 intern_all(void)
 {
-    struct { PyObject **p; const char *s; } names[] = {
+    static const bcl_io_name names[] = {
         {&str_call_soon, "call_soon"}, {&str_connection_made, "connection_made"},
         {&str_connection_lost, "connection_lost"}, {&str_datagram_received, "datagram_received"},
         {&str_error_received, "error_received"}, {&str_close, "close"}, {&str_send, "send"},
@@ -1547,11 +1517,7 @@ intern_all(void)
         {&str_call_exception_handler, "call_exception_handler"}, {&str_debug, "debug"},
         {&str_exc_info, "exc_info"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (*names[i].p == NULL && (*names[i].p = PyUnicode_InternFromString(names[i].s)) == NULL)
-            return -1;
-    }
-    return 0;
+    return bcl_io_intern_all(names, sizeof(names) / sizeof(names[0]));
 }
 
 /* The base classes must leave our fields alone: only __slots__ pointers,
@@ -1575,9 +1541,9 @@ bcl_dgram_init_type(PyObject *module)
     if (intern_all() < 0)
         return -1;
     if (g_logger == NULL) {
-        g_logger = dgram_import("asyncio.log", "logger");
-        g_transport_socket = dgram_import("asyncio.trsock", "TransportSocket");
-        g_set_result_unless = dgram_import("asyncio.futures", "_set_result_unless_cancelled");
+        g_logger = bcl_io_import("asyncio.log", "logger");
+        g_transport_socket = bcl_io_import("asyncio.trsock", "TransportSocket");
+        g_set_result_unless = bcl_io_import("asyncio.futures", "_set_result_unless_cancelled");
         if (g_logger == NULL || g_transport_socket == NULL || g_set_result_unless == NULL)
             return -1;
     }
@@ -1585,8 +1551,8 @@ bcl_dgram_init_type(PyObject *module)
         PyErr_NoMemory();
         return -1;
     }
-    flow = dgram_import("asyncio.transports", "_FlowControlMixin");
-    dgram = dgram_import("asyncio.transports", "DatagramTransport");
+    flow = bcl_io_import("asyncio.transports", "_FlowControlMixin");
+    dgram = bcl_io_import("asyncio.transports", "DatagramTransport");
     if (flow == NULL || dgram == NULL || check_base_layout(flow) < 0 || check_base_layout(dgram) < 0)
         goto fail;
     /* asyncio's datagram transport is a transports.DatagramTransport from

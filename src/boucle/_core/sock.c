@@ -26,6 +26,7 @@
 #include "sock.h"
 #include "handle.h"
 #include "loop.h"
+#include "iohelp.h"
 
 #include <errno.h>
 #include <string.h>
@@ -493,17 +494,6 @@ op_finish(bcl_sockop *op, int *err)
     return fut;
 }
 
-/* Raise exc again (steals the reference). */
-static void
-restore_exception(PyObject *exc)
-{
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-#endif
-}
-
 /* Readiness callback: retry the operation; when it ends, stop waiting and
  * complete the Future with its result or its error. */
 static PyObject *
@@ -531,7 +521,7 @@ sockop_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject
     if (value == AGAIN)
         Py_RETURN_NONE;
     if (value == NULL) {
-        if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+        if (bcl_io_fatal_raised())
             return NULL;   /* asyncio lets these out of the callback */
         value = bcl_fetch_exception();
         meth = sk.s_set_exception;
@@ -549,7 +539,7 @@ sockop_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject
         if (r == NULL)
             PyErr_WriteUnraisable(self);
         Py_XDECREF(r);
-        restore_exception(rexc);
+        bcl_io_restore(rexc);
         return NULL;
     }
     return r;

@@ -21,6 +21,7 @@
  *     created the transport (asyncio runs them in the reader handle's copy).
  */
 #include "stream.h"
+#include "iohelp.h"
 
 #include <errno.h>
 #include <string.h>
@@ -90,18 +91,6 @@ static PyObject *sock_type;   /* StreamTransport (heap type) */
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void
-stream_restore(PyObject *exc)
-{
-    if (exc == NULL)
-        return;
-#if PY_VERSION_HEX >= 0x030C0000
-    PyErr_SetRaisedException(exc);
-#else
-    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
-#endif
-}
-
 PyObject *
 bcl_stream_oserror(int neg_errno)
 {
@@ -112,7 +101,7 @@ bcl_stream_oserror(int neg_errno)
 int
 bcl_stream_catch(PyObject **exc)
 {
-    if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt))
+    if (bcl_io_fatal_raised())
         return 1;
     *exc = bcl_fetch_exception();
     return 0;
@@ -121,12 +110,7 @@ bcl_stream_catch(PyObject **exc)
 PyObject *
 bcl_stream_import(const char *module, const char *name)
 {
-    PyObject *m = PyImport_ImportModule(module);
-    if (m == NULL)
-        return NULL;
-    PyObject *o = PyObject_GetAttrString(m, name);
-    Py_DECREF(m);
-    return o;
+    return bcl_io_import(module, name);
 }
 
 int
@@ -160,7 +144,7 @@ future_settle(PyObject *fut, PyObject *name, PyObject *arg)
     }
     if (PyErr_Occurred())
         PyErr_WriteUnraisable(fut);
-    stream_restore(saved);
+    bcl_io_restore(saved);
 }
 
 static void
@@ -362,7 +346,7 @@ bcl_stream_leave(bcl_stream *self, int entered)
     PyObject *saved = PyErr_Occurred() ? bcl_fetch_exception() : NULL;
     if (PyContext_Exit(self->context) < 0)
         PyErr_Clear();
-    stream_restore(saved);
+    bcl_io_restore(saved);
 }
 
 /* ---- the write buffer ------------------------------------------------- */
@@ -673,7 +657,7 @@ bcl_stream_finish(bcl_stream *self, PyObject *exc, int call_protocol)
     }
     Py_XDECREF(loop);
     if (err != NULL) {
-        stream_restore(err);
+        bcl_io_restore(err);
         return -1;
     }
     return 0;
@@ -839,7 +823,7 @@ bcl_stream_tp_finalize(PyObject *op)
     /* 3.13's __del__ leaves the server; older ones keep it counted */
     if (self->server != NULL && bcl_stream_g.server_attach_arg && stream_server_detach(self) < 0)
         PyErr_WriteUnraisable(op);
-    stream_restore(saved);
+    bcl_io_restore(saved);
 }
 
 void
@@ -1563,7 +1547,7 @@ fail:
         PyObject *exc = bcl_fetch_exception();
         if (stream_server_detach(self) < 0)
             PyErr_WriteUnraisable(op);
-        stream_restore(exc);
+        bcl_io_restore(exc);
     }
     bcl_stream_unsetup(self);
     return -1;
@@ -1949,7 +1933,7 @@ static PyType_Spec sock_spec = {
 static int
 intern_all(void)
 {
-    struct { PyObject **p; const char *s; } names[] = {
+    static const bcl_io_name names[] = {
         {&str_call_soon, "call_soon"}, {&str_connection_made, "connection_made"},
         {&str_connection_lost, "connection_lost"}, {&str_data_received, "data_received"},
         {&str_eof_received, "eof_received"}, {&str_get_buffer, "get_buffer"},
@@ -1958,11 +1942,7 @@ intern_all(void)
         {&str_call_connection_lost, "_call_connection_lost"}, {&str_write, "write"},
         {&str_socket, "socket"}, {&str_sockname, "sockname"}, {&str_peername, "peername"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        if (*names[i].p == NULL && (*names[i].p = PyUnicode_InternFromString(names[i].s)) == NULL)
-            return -1;
-    }
-    return 0;
+    return bcl_io_intern_all(names, sizeof(names) / sizeof(names[0]));
 }
 
 static int

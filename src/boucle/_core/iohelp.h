@@ -1,0 +1,62 @@
+/* iohelp.h - small helpers shared by the I/O files (sock.c, stream.c,
+ * pipe.c, dgram.c): re-raising a taken exception, interning a table of
+ * names, importing asyncio objects. All static inline: no call cost, and
+ * each file keeps its own static state. */
+#ifndef BCL_IOHELP_H
+#define BCL_IOHELP_H
+
+#include "core.h"
+
+/* Raise again an exception taken with bcl_fetch_exception() (steals the
+ * reference); NULL: nothing to raise. */
+static inline void
+bcl_io_restore(PyObject *exc)
+{
+    if (exc == NULL)
+        return;
+#if PY_VERSION_HEX >= 0x030C0000
+    PyErr_SetRaisedException(exc);
+#else
+    PyErr_Restore(Py_NewRef((PyObject *)Py_TYPE(exc)), exc, PyException_GetTraceback(exc));
+#endif
+}
+
+/* The raised exception is one asyncio lets out of callbacks (SystemExit,
+ * KeyboardInterrupt). */
+static inline int
+bcl_io_fatal_raised(void)
+{
+    return PyErr_ExceptionMatches(PyExc_SystemExit)
+        || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+/* One interned name of a file's table: *p is set once (kept if already set). */
+typedef struct {
+    PyObject **p;      /* where the interned string goes (strong) */
+    const char *s;     /* its text */
+} bcl_io_name;
+
+/* Intern the n names of the table. Returns 0, or -1 with an exception. */
+static inline int
+bcl_io_intern_all(const bcl_io_name *names, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (*names[i].p == NULL && (*names[i].p = PyUnicode_InternFromString(names[i].s)) == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* module.name, importing module (new reference, NULL on error). */
+static inline PyObject *
+bcl_io_import(const char *module, const char *name)
+{
+    PyObject *m = PyImport_ImportModule(module);
+    if (m == NULL)
+        return NULL;
+    PyObject *o = PyObject_GetAttrString(m, name);
+    Py_DECREF(m);
+    return o;
+}
+
+#endif
