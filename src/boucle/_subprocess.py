@@ -12,6 +12,7 @@ On 3.10-3.13 a child watcher that the program installed or asked for
 asyncio's loop does.
 """
 import os
+import sys
 import threading
 
 from asyncio import events, unix_events
@@ -44,7 +45,10 @@ class SubprocessMixin:
                                      stdin, stdout, stderr, bufsize, extra,
                                      kwargs)
         # asyncio's own path, for programs that set up a child watcher
-        with watcher:
+        with watcher as entered:
+            if sys.version_info < (3, 12):
+                # 3.10/3.11 use what the watcher's __enter__ returns
+                watcher = entered
             if not watcher.is_active():
                 raise RuntimeError("asyncio.get_child_watcher() is not "
                                    "activated, subprocess support is not "

@@ -97,22 +97,23 @@ def _adapt_pep492(mod, loop_cls):
     base.setUp = setUp
 
 
-# test_events: only the non-network part for now.  Network, pipe and
-# subprocess tests of EventLoopTestsMixin come with test_sock_lowlevel,
-# test_server, test_unix_events, test_subprocess...; remove patterns here as
-# those parts of the loop land.
-EVENTS_NETWORK = (
-    "*.test_create_*connection*",
-    "*.test_create_*server*",
-    "*.test_server_close",
-    "*.test_*connect_accepted_socket*",
-    "*.test_create_datagram_endpoint*",
-    "*.test_datagram_*",
-    "*.test_*pipe*",
-    "*.test_*pty*",
-    "*.test_subprocess_*",            # SubprocessTestsMixin
-    "TestServer.*",                   # create_server
+# Modules whose mixins come in one class per selector: with a swapped loop
+# the variants are the same tests; keep EPollEventLoopTests (asyncio's
+# default on Linux).
+SELECTOR_VARIANTS = (
+    "SelectEventLoopTests.*",
+    "PollEventLoopTests.*",
+    "KqueueEventLoopTests.*",
 )
+
+
+def _adapt_selector_loop(mod, loop_cls):
+    """Classes whose setUp calls ``asyncio.SelectorEventLoop()`` itself
+    (test_unix_events' SelectorEventLoopSignalTests and
+    SelectorEventLoopUnixSocketTests): make the name create the loop under
+    test.  The worker runs one module per process, so nothing else sees it."""
+    asyncio.SelectorEventLoop = loop_cls
+
 
 MODULES = {
     "test_tasks": ModuleConfig(),
@@ -128,22 +129,33 @@ MODULES = {
     "test_waitfor": ModuleConfig(),
     "test_threads": ModuleConfig(),
     "test_eager_task_factory": ModuleConfig(),
-    "test_events": ModuleConfig(
+    "test_events": ModuleConfig(exclude=SELECTOR_VARIANTS),
+    "test_sock_lowlevel": ModuleConfig(exclude=SELECTOR_VARIANTS),
+    "test_sendfile": ModuleConfig(exclude=SELECTOR_VARIANTS),
+    "test_buffered_proto": ModuleConfig(),
+    "test_server": ModuleConfig(),
+    "test_streams": ModuleConfig(),
+    "test_unix_events": ModuleConfig(
         exclude=(
-            # With a swapped loop the selector variants are the same tests:
-            # keep EPollEventLoopTests (asyncio's default on Linux).
-            "SelectEventLoopTests.*",
-            "PollEventLoopTests.*",
-            "KqueueEventLoopTests.*",
-        ) + EVENTS_NETWORK,
-        note="non-network part only",
+            # asyncio's pipe transport classes, driven with a mocked loop
+            # and mocked os.read/os.write: not the loop's (boucle's pipe
+            # transports are its own C types, run through test_events'
+            # pipe tests and test_subprocess).
+            "UnixReadPipeTransportTests.*",
+            "UnixWritePipeTransportTests.*",
+            # asyncio's child watcher classes themselves (mocked os.waitpid,
+            # signal handlers of a test loop).
+            "AbstractChildWatcherTests.*",
+            "BaseChildWatcherTests.*",
+            "SafeChildWatcherTests.*",
+            "FastChildWatcherTests.*",
+        ),
+        adapt=_adapt_selector_loop,
+        note="loop-level part",
     ),
-    # Coming later (run them explicitly: ``run.py test_sock_lowlevel``; the
-    # generic swap covers their create_event_loop mixins; add a config entry
-    # with excludes for the selector variants, as for test_events, and put
-    # the name in DEFAULT_MODULES):
-    # test_sock_lowlevel, test_sendfile, test_buffered_proto, test_server,
-    # test_streams, test_unix_events, test_subprocess, test_ssl, test_sslproto
+    "test_subprocess": ModuleConfig(),
+    "test_ssl": ModuleConfig(),
+    "test_sslproto": ModuleConfig(),
 }
 
 DEFAULT_MODULES = [
@@ -151,10 +163,14 @@ DEFAULT_MODULES = [
     "test_queues", "test_pep492", "test_context", "test_runners",
     "test_taskgroups", "test_timeouts", "test_waitfor", "test_threads",
     "test_eager_task_factory", "test_events",
+    "test_sock_lowlevel", "test_sendfile", "test_buffered_proto",
+    "test_server", "test_streams", "test_unix_events", "test_subprocess",
+    "test_ssl", "test_sslproto",
 ]
 
 # Rough stock durations (s), to start the long modules first.
-WEIGHT = {"test_tasks": 16, "test_events": 8, "test_taskgroups": 6}
+WEIGHT = {"test_subprocess": 25, "test_ssl": 24, "test_tasks": 16,
+          "test_events": 13, "test_taskgroups": 6, "test_sslproto": 6}
 
 
 def config_for(name):
@@ -202,11 +218,25 @@ def install_generic(mod, loop_cls, cfg):
     def create_event_loop(self):
         return loop_cls()
 
+    try:
+        from test.test_asyncio.functional import FunctionalTestCaseMixin
+    except ImportError:
+        FunctionalTestCaseMixin = ()
+
+    def new_loop(self):
+        return loop_cls()
+
     for obj in list(vars(mod).values()):
-        if (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
-                and callable(getattr(obj, "create_event_loop", None))
+        if not (isinstance(obj, type) and issubclass(obj, unittest.TestCase)
                 and "Proactor" not in obj.__name__):
+            continue
+        if callable(getattr(obj, "create_event_loop", None)):
             obj.create_event_loop = create_event_loop
+        # functional.FunctionalTestCaseMixin's classes (test_server,
+        # test_buffered_proto, test_sslproto...) make their loop with
+        # new_loop(), often asyncio.SelectorEventLoop() hard-coded.
+        if FunctionalTestCaseMixin and issubclass(obj, FunctionalTestCaseMixin):
+            obj.new_loop = new_loop
 
     if cfg.adapt is not None:
         cfg.adapt(mod, loop_cls)

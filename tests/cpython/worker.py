@@ -9,7 +9,7 @@ can tell which test was running when the process crashed or hung:
     {"ev": "collected", "ids": [...]}
     {"ev": "start", "id": ID}
     {"ev": "result", "id": ID, "outcome": O, "created": N, "virtual": N,
-     "summary": "...", "detail": "..."}
+     "elapsed": S, "summary": "...", "detail": "..."}
     {"ev": "holder", "id": "setUpClass (...)", "outcome": O, "summary": ...}
     {"ev": "done"}
 
@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -230,6 +231,7 @@ def main():
         tid = self.id()
         emitter.emit(ev="start", id=tid)
         c0, v0 = COUNTER.created, COUNTER.virtual
+        t0 = time.monotonic()
         faulthandler.dump_traceback_later(args.test_timeout, exit=True)
         try:
             return orig_call(self, *a, **kw)
@@ -250,6 +252,7 @@ def main():
             emitter.emit(ev="result", id=tid, outcome=outcome,
                          created=COUNTER.created - c0,
                          virtual=COUNTER.virtual - v0,
+                         elapsed=round(time.monotonic() - t0, 3),
                          summary=rec.get("summary", ""),
                          detail=rec.get("detail", ""))
 
