@@ -391,10 +391,10 @@ asyncio.run(main())
 """
 
 
-def test_2000_concurrent_connections(loop):
-    n = 2000
+def test_5000_concurrent_connections(loop):
+    n = 5000
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    need = n + 200
+    need = n + 500
     if hard != resource.RLIM_INFINITY and hard < need:
         pytest.skip(f"fd hard limit {hard} < {need}")
     if soft != resource.RLIM_INFINITY and soft < need:
