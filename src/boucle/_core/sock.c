@@ -755,13 +755,29 @@ parse_args(const char *fname, Py_ssize_t nargs, Py_ssize_t want, PyObject *const
     return (bcl_loop *)args[0];
 }
 
+/* The start of an operation taking (loop, sock[, arg[, arg2]]), exactly
+ * want arguments: check them (parse_args, then sock_checks unless this is
+ * sock_connect, whose caller checked) and fill *r. Returns the loop, or
+ * NULL with the error (*r untouched). */
+static bcl_loop *
+op_begin(const char *fname, Py_ssize_t nargs, Py_ssize_t want, PyObject *const *args,
+         int kind, sockreq *r)
+{
+    bcl_loop *loop = parse_args(fname, nargs, want, args);
+    if (loop == NULL || (kind != OP_CONNECT && sock_checks(loop, args[1]) < 0))
+        return NULL;
+    *r = (sockreq){.sock = args[1], .arg = want > 2 ? args[2] : NULL,
+                   .arg2 = want > 3 ? args[3] : NULL, .kind = (unsigned char)kind};
+    return loop;
+}
+
 static PyObject *
 sock_recv(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    bcl_loop *loop = parse_args("sock_recv", nargs, 3, args);
-    if (loop == NULL || sock_checks(loop, args[1]) < 0)
+    sockreq r;
+    bcl_loop *loop = op_begin("sock_recv", nargs, 3, args, OP_RECV, &r);
+    if (loop == NULL)
         return NULL;
-    sockreq r = {.sock = args[1], .arg = args[2], .kind = OP_RECV};
     if (raw_fd(r.sock) != -2 && PyLong_CheckExact(r.arg)) {
         Py_ssize_t n = PyLong_AsSsize_t(r.arg);
         if (n == -1 && PyErr_Occurred())
@@ -777,21 +793,11 @@ sock_recv(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sock_recv_into(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    bcl_loop *loop = parse_args("sock_recv_into", nargs, 3, args);
-    if (loop == NULL || sock_checks(loop, args[1]) < 0)
+    sockreq r;
+    bcl_loop *loop = op_begin("sock_recv_into", nargs, 3, args, OP_RECV_INTO, &r);
+    if (loop == NULL)
         return NULL;
-    sockreq r = {.sock = args[1], .arg = args[2], .kind = OP_RECV_INTO};
     r.raw = raw_fd(r.sock) != -2;
-    return op_run((PyObject *)loop, &r);
-}
-
-static PyObject *
-sock_recvfrom(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
-{
-    bcl_loop *loop = parse_args("sock_recvfrom", nargs, 3, args);
-    if (loop == NULL || sock_checks(loop, args[1]) < 0)
-        return NULL;
-    sockreq r = {.sock = args[1], .arg = args[2], .kind = OP_RECVFROM};
     return op_run((PyObject *)loop, &r);
 }
 
@@ -799,8 +805,9 @@ sock_recvfrom(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sock_recvfrom_into(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    bcl_loop *loop = parse_args("sock_recvfrom_into", nargs, 4, args);
-    if (loop == NULL || sock_checks(loop, args[1]) < 0)
+    sockreq r;
+    bcl_loop *loop = op_begin("sock_recvfrom_into", nargs, 4, args, OP_RECVFROM_INTO, &r);
+    if (loop == NULL)
         return NULL;
     PyObject *nbytes;
     int t = PyObject_IsTrue(args[3]);
@@ -817,7 +824,7 @@ sock_recvfrom_into(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
         if (nbytes == NULL)
             return NULL;
     }
-    sockreq r = {.sock = args[1], .arg = args[2], .arg2 = nbytes, .kind = OP_RECVFROM_INTO};
+    r.arg2 = nbytes;
     PyObject *res = op_run((PyObject *)loop, &r);
     Py_DECREF(nbytes);
     return res;
@@ -826,10 +833,10 @@ sock_recvfrom_into(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 sock_sendall(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
 {
-    bcl_loop *loop = parse_args("sock_sendall", nargs, 3, args);
-    if (loop == NULL || sock_checks(loop, args[1]) < 0)
+    sockreq r;
+    bcl_loop *loop = op_begin("sock_sendall", nargs, 3, args, OP_SENDALL, &r);
+    if (loop == NULL)
         return NULL;
-    sockreq r = {.sock = args[1], .arg = args[2], .kind = OP_SENDALL};
     if (raw_fd(r.sock) != -2) {
         if (PyObject_GetBuffer(r.arg, &r.view, PyBUF_SIMPLE) == 0)
             r.raw = 1;
@@ -839,37 +846,22 @@ sock_sendall(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
     return op_run((PyObject *)loop, &r);
 }
 
-static PyObject *
-sock_sendto(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
-{
-    bcl_loop *loop = parse_args("sock_sendto", nargs, 4, args);
-    if (loop == NULL || sock_checks(loop, args[1]) < 0)
-        return NULL;
-    sockreq r = {.sock = args[1], .arg = args[2], .arg2 = args[3], .kind = OP_SENDTO};
-    return op_run((PyObject *)loop, &r);
-}
+/* The operations without a fast path: check the arguments, then try at once
+ * or wait. sock_connect(loop, sock, resolved_address): the checks and the
+ * name resolution were done by the caller (sock_check, _ensure_resolved). */
+#define PLAIN_OP(name, want, kind)                                          \
+    static PyObject *                                                       \
+    name(PyObject *m, PyObject *const *args, Py_ssize_t nargs)              \
+    {                                                                       \
+        sockreq r;                                                          \
+        bcl_loop *loop = op_begin(#name, nargs, want, args, kind, &r);      \
+        return loop == NULL ? NULL : op_run((PyObject *)loop, &r);          \
+    }
 
-/* sock_connect(loop, sock, resolved_address): the checks and the name
- * resolution were done by the caller (sock_check, _ensure_resolved). */
-static PyObject *
-sock_connect(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
-{
-    bcl_loop *loop = parse_args("sock_connect", nargs, 3, args);
-    if (loop == NULL)
-        return NULL;
-    sockreq r = {.sock = args[1], .arg = args[2], .kind = OP_CONNECT};
-    return op_run((PyObject *)loop, &r);
-}
-
-static PyObject *
-sock_accept(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
-{
-    bcl_loop *loop = parse_args("sock_accept", nargs, 2, args);
-    if (loop == NULL || sock_checks(loop, args[1]) < 0)
-        return NULL;
-    sockreq r = {.sock = args[1], .kind = OP_ACCEPT};
-    return op_run((PyObject *)loop, &r);
-}
+PLAIN_OP(sock_recvfrom, 3, OP_RECVFROM)
+PLAIN_OP(sock_sendto, 4, OP_SENDTO)
+PLAIN_OP(sock_connect, 3, OP_CONNECT)
+PLAIN_OP(sock_accept, 2, OP_ACCEPT)
 
 static PyObject *
 sock_check(PyObject *m, PyObject *const *args, Py_ssize_t nargs)
