@@ -13,8 +13,9 @@ from asyncio import coroutines as _coroutines
 from asyncio import events as _events
 
 from ._loop import Loop
+from ._aiosocket import aiosocket
 
-__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy")
+__all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy", "aiosocket")
 __version__ = "0.1.0"
 
 
