@@ -6,8 +6,9 @@ Each public method is a coroutine function, as asyncio's are. Its body calls
 the C function of the same name (boucle/_core/sock.c), which tries the
 operation at once and either returns the result (or raises), or returns a
 pending ``SockOp`` registered as the socket's reader or writer; the coroutine
-then awaits it. If the wait is interrupted (task cancelled, coroutine closed),
-``op.close()`` removes the reader/writer as asyncio's done-callbacks do.
+then awaits it. If the wait is interrupted (task cancelled, coroutine closed,
+thrown into), the op itself removes the reader/writer as asyncio's
+done-callbacks do.
 """
 import errno
 import io
@@ -54,11 +55,7 @@ class SocketMixin:
         r = _sock_recv(self, sock, n)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     async def sock_recv_into(self, sock, buf):
         """Receive data from sock into the writable buffer buf; return the
@@ -66,22 +63,14 @@ class SocketMixin:
         r = _sock_recv_into(self, sock, buf)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     async def sock_recvfrom(self, sock, bufsize):
         """Receive a datagram of at most bufsize bytes: (data, address)."""
         r = _sock_recvfrom(self, sock, bufsize)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     async def sock_recvfrom_into(self, sock, buf, nbytes=0):
         """Receive a datagram into buf (at most nbytes, or len(buf) when
@@ -89,11 +78,7 @@ class SocketMixin:
         r = _sock_recvfrom_into(self, sock, buf, nbytes)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     async def sock_sendall(self, sock, data):
         """Send all of data to the connected socket; return None.
@@ -103,22 +88,14 @@ class SocketMixin:
         r = _sock_sendall(self, sock, data)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     async def sock_sendto(self, sock, data, address):
         """Send a datagram to address; return the number of bytes sent."""
         r = _sock_sendto(self, sock, data, address)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     async def sock_connect(self, sock, address):
         """Connect sock to address (resolved with getaddrinfo() when it is
@@ -132,11 +109,7 @@ class SocketMixin:
         r = _sock_connect(self, sock, address)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     async def sock_accept(self, sock):
         """Accept a connection on the listening socket: (conn, address),
@@ -144,11 +117,7 @@ class SocketMixin:
         r = _sock_accept(self, sock)
         if r.__class__ is not _SockOp:
             return r
-        try:
-            return await r
-        except BaseException:
-            r.close()
-            raise
+        return await r
 
     # -- sendfile ---------------------------------------------------------
     # BaseEventLoop.sock_sendfile checks the arguments, calls this and, when

@@ -11,9 +11,10 @@
  *      with the result or the error and removes its reader, unless its handle
  *      was cancelled meanwhile (another add_reader replaced it: asyncio then
  *      leaves the replaced operation pending forever, and so does boucle).
- * The Python coroutine awaits the op (which awaits its Future) and calls
- * op.close() when it is interrupted (cancelled, closed, thrown into): the
- * reader is removed as asyncio's _sock_read_done/_sock_write_done do.
+ * The Python coroutine awaits the op, which is its own await iterator:
+ * it steps the Future's iterator, and when the wait ends with an error
+ * (cancelled, thrown into) or is closed, it stops the operation itself:
+ * the reader is removed as asyncio's _sock_read_done/_sock_write_done do.
  *
  * Fast path: for an exact socket.socket in non-blocking mode, recv,
  * recv_into and send are system calls made here (MSG_DONTWAIT; no
@@ -79,7 +80,7 @@ static struct {
     PyObject *s_connect, *s_accept, *s_setblocking, *s_gettimeout, *s_fileno;
     PyObject *s_create_future, *s_set_result, *s_set_exception, *s_done, *s_cancelled;
     PyObject *s_add_reader, *s_add_writer, *s_remove_reader, *s_remove_writer;
-    PyObject *s_await;
+    PyObject *s_await, *s_throw;
 } sk;
 
 /* Receive buffer of the fast path: only touched with the GIL held, and
@@ -118,6 +119,7 @@ typedef struct {
     PyObject *fut;               /* the Future, NULL once finished */
     PyObject *fdobj;             /* the fd given to _add_reader/_add_writer */
     PyObject *handle;            /* what _add_reader/_add_writer returned, while registered */
+    PyObject *iter;              /* the Future's await iterator while awaited, or NULL */
     sockreq req;                 /* the operation */
     char registered;             /* our reader/writer may still be in the loop */
 } bcl_sockop;
@@ -545,10 +547,13 @@ sockop_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf, PyObject
     return r;
 }
 
+/* close(): stop the operation (also when the coroutine awaiting it is
+ * closed); the Future's iterator is dropped. */
 static PyObject *
 sockop_close(bcl_sockop *op, PyObject *Py_UNUSED(ignored))
 {
     int err;
+    Py_CLEAR(op->iter);
     PyObject *fut = op_finish(op, &err);
     Py_XDECREF(fut);
     if (err < 0)
@@ -556,7 +561,7 @@ sockop_close(bcl_sockop *op, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
-/* await op: wait for the Future */
+/* await op: the op is its own await iterator, stepping the Future's. */
 static PyObject *
 sockop_await(bcl_sockop *op)
 {
@@ -564,10 +569,81 @@ sockop_await(bcl_sockop *op)
         PyErr_SetString(PyExc_RuntimeError, "socket operation is not pending");
         return NULL;
     }
-    PyAsyncMethods *am = Py_TYPE(op->fut)->tp_as_async;
-    if (am != NULL && am->am_await != NULL)
-        return am->am_await(op->fut);
-    return PyObject_CallMethodNoArgs(op->fut, sk.s_await);
+    if (op->iter == NULL) {
+        PyAsyncMethods *am = Py_TYPE(op->fut)->tp_as_async;
+        PyObject *it = am != NULL && am->am_await != NULL ? am->am_await(op->fut)
+                                                          : PyObject_CallMethodNoArgs(op->fut, sk.s_await);
+        if (it == NULL)
+            return NULL;
+        if (!PyIter_Check(it)) {
+            PyErr_Format(PyExc_TypeError, "__await__() returned non-iterator of type '%.100s'",
+                         Py_TYPE(it)->tp_name);
+            Py_DECREF(it);
+            return NULL;
+        }
+        op->iter = it;
+    }
+    return Py_NewRef(op);
+}
+
+/* A step of the Future's iterator returned r. When the wait ended with an
+ * error (not StopIteration: the result), stop the operation, as the
+ * coroutine's "except BaseException: op.close(); raise" did: an error of
+ * the clean-up is raised with the first one as its context. */
+static PyObject *
+sockop_stepped(bcl_sockop *op, PyObject *r)
+{
+    if (r != NULL || !PyErr_Occurred() || PyErr_ExceptionMatches(PyExc_StopIteration))
+        return r;
+    PyObject *exc = bcl_fetch_exception();
+    int err;
+    Py_XDECREF(op_finish(op, &err));
+    if (err < 0) {
+        PyObject *exc2 = bcl_fetch_exception();
+        PyException_SetContext(exc2, exc);
+        exc = exc2;
+    }
+    bcl_io_restore(exc);
+    return NULL;
+}
+
+static PyObject *
+sockop_not_awaited(void)
+{
+    PyErr_SetString(PyExc_RuntimeError, "socket operation is not awaited");
+    return NULL;
+}
+
+static PyObject *
+sockop_iternext(bcl_sockop *op)
+{
+    if (op->iter == NULL)
+        return sockop_not_awaited();
+    return sockop_stepped(op, Py_TYPE(op->iter)->tp_iternext(op->iter));
+}
+
+static PyObject *
+sockop_send(bcl_sockop *op, PyObject *value)
+{
+    if (op->iter == NULL)
+        return sockop_not_awaited();
+    return sockop_stepped(op, PyObject_CallMethodOneArg(op->iter, sk.s_send, value));
+}
+
+/* throw(exc) / throw(type[, value[, tb]]): thrown into the Future's iterator */
+static PyObject *
+sockop_throw(bcl_sockop *op, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (op->iter == NULL)
+        return sockop_not_awaited();
+    PyObject *stack[4] = {op->iter};
+    if (nargs < 1 || nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        stack[i + 1] = args[i];
+    return sockop_stepped(op, PyObject_VectorcallMethod(sk.s_throw, stack, (size_t)nargs + 1, NULL));
 }
 
 static PyObject *
@@ -585,6 +661,7 @@ sockop_traverse(bcl_sockop *op, visitproc visit, void *arg)
     Py_VISIT(op->fut);
     Py_VISIT(op->fdobj);
     Py_VISIT(op->handle);
+    Py_VISIT(op->iter);
     Py_VISIT(op->req.sock);
     Py_VISIT(op->req.arg);
     Py_VISIT(op->req.arg2);
@@ -599,6 +676,7 @@ sockop_clear(bcl_sockop *op)
     if (op->req.view.obj != NULL)
         PyBuffer_Release(&op->req.view);
     Py_CLEAR(op->handle);
+    Py_CLEAR(op->iter);
     Py_CLEAR(op->fut);
     Py_CLEAR(op->fdobj);
     Py_CLEAR(op->req.sock);
@@ -619,6 +697,9 @@ sockop_dealloc(bcl_sockop *op)
 static PyMethodDef sockop_methods[] = {
     {"close", (PyCFunction)sockop_close, METH_NOARGS,
      "Stop the operation: remove its reader/writer, drop its Future."},
+    {"send", (PyCFunction)sockop_send, METH_O, "Send a value into the Future's iterator."},
+    {"throw", (PyCFunction)(void (*)(void))sockop_throw, METH_FASTCALL,
+     "Throw into the Future's iterator; an error stops the operation."},
     {NULL}
 };
 
@@ -633,6 +714,8 @@ static PyTypeObject sockop_type = {
     .tp_dealloc = (destructor)sockop_dealloc,
     .tp_vectorcall_offset = offsetof(bcl_sockop, vectorcall),
     .tp_as_async = &sockop_async,
+    .tp_iter = PyObject_SelfIter,
+    .tp_iternext = (iternextfunc)sockop_iternext,
     .tp_repr = (reprfunc)sockop_repr,
     .tp_call = PyVectorcall_Call,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
@@ -661,7 +744,7 @@ op_wait(PyObject *loop, sockreq *req)
     }
     op->vectorcall = sockop_vectorcall;
     op->loop = Py_NewRef(loop);
-    op->fut = op->fdobj = op->handle = NULL;
+    op->fut = op->fdobj = op->handle = op->iter = NULL;
     op->registered = 0;
     op->req = *req;
     Py_INCREF(op->req.sock);
@@ -990,7 +1073,8 @@ bcl_sock_init_type(PyObject *module)
                 || intern(&sk.s_add_writer, "_add_writer") < 0
                 || intern(&sk.s_remove_reader, "_remove_reader") < 0
                 || intern(&sk.s_remove_writer, "_remove_writer") < 0
-                || intern(&sk.s_await, "__await__") < 0)
+                || intern(&sk.s_await, "__await__") < 0
+                || intern(&sk.s_throw, "throw") < 0)
             return -1;
     }
     if (PyType_Ready(&sockop_type) < 0)
