@@ -42,6 +42,24 @@ _INET_FAMILIES = (socket.AF_INET, socket.AF_INET6) if base_events._HAS_IPv6 \
     else (socket.AF_INET,)
 
 
+def sendfile_source(os_mod, file, count):
+    """(fd, blocksize) of file for os.sendfile() through os_mod: blocksize is
+    count, or the file's size when count is 0. SendfileNotAvailableError
+    when there is no os.sendfile() or file is not a regular file."""
+    if not hasattr(os_mod, "sendfile"):
+        raise exceptions.SendfileNotAvailableError(
+            "os.sendfile() is not available")
+    try:
+        fileno = file.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        raise exceptions.SendfileNotAvailableError("not a regular file")
+    try:
+        fsize = os_mod.fstat(fileno).st_size
+    except OSError:
+        raise exceptions.SendfileNotAvailableError("not a regular file")
+    return fileno, count if count else fsize
+
+
 def _set_ready(fut):
     if not fut.done():
         fut.set_result(None)
@@ -128,20 +146,7 @@ class SocketMixin:
         # os as asyncio's unix_events sees it: code (and tests) that patch
         # asyncio.unix_events.os see the same behaviour on boucle
         os_mod = unix_events.os
-        try:
-            os_mod.sendfile
-        except AttributeError:
-            raise exceptions.SendfileNotAvailableError(
-                "os.sendfile() is not available")
-        try:
-            fileno = file.fileno()
-        except (AttributeError, io.UnsupportedOperation):
-            raise exceptions.SendfileNotAvailableError("not a regular file")
-        try:
-            fsize = os_mod.fstat(fileno).st_size
-        except OSError:
-            raise exceptions.SendfileNotAvailableError("not a regular file")
-        blocksize = count if count else fsize
+        fileno, blocksize = sendfile_source(os_mod, file, count)
         if not blocksize:
             return 0  # empty file
         # os.sendfile() takes a Py_ssize_t count

@@ -8,7 +8,6 @@ the accept loop of servers. Each follows asyncio's selector_events /
 unix_events of the running interpreter.
 """
 import errno
-import io
 import os
 import sys
 
@@ -16,6 +15,7 @@ from asyncio import base_events, constants, exceptions, sslproto, trsock
 from asyncio.log import logger
 
 from . import _core
+from ._sockets import sendfile_source
 
 __all__ = ("TransportMixin",)
 
@@ -181,18 +181,7 @@ class TransportMixin:
         if self._debug and sock.gettimeout() != 0:
             raise ValueError("the socket must be non-blocking")
         self._check_sendfile_params(sock, file, offset, count)
-        if not hasattr(os, "sendfile"):
-            raise exceptions.SendfileNotAvailableError(
-                "os.sendfile() is not available")
-        try:
-            fileno = file.fileno()
-        except (AttributeError, io.UnsupportedOperation):
-            raise exceptions.SendfileNotAvailableError("not a regular file")
-        try:
-            fsize = os.fstat(fileno).st_size
-        except OSError:
-            raise exceptions.SendfileNotAvailableError("not a regular file")
-        blocksize = count if count else fsize
+        fileno, blocksize = sendfile_source(os, file, count)
         if not blocksize:
             return 0  # empty file
         fd = transp._sock_fd
