@@ -1,6 +1,6 @@
 /* iohelp.h - small helpers shared by the I/O files (sock.c, stream.c,
  * pipe.c, dgram.c): re-raising a taken exception, interning a table of
- * names, importing asyncio objects. All static inline: no call cost, and
+ * names, parsing _fatal_error()'s arguments, importing asyncio objects. All static inline: no call cost, and
  * each file keeps its own static state. */
 #ifndef BCL_IOHELP_H
 #define BCL_IOHELP_H
@@ -45,6 +45,16 @@ bcl_io_intern_all(const bcl_io_name *names, size_t n)
             return -1;
     }
     return 0;
+}
+
+/* The arguments of a stream transport's _fatal_error(exc, message=...):
+ * *message keeps its default when not given. Returns 0, or -1 with an
+ * exception. */
+static inline int
+bcl_io_fatal_args(PyObject *args, PyObject *kwds, PyObject **exc, const char **message)
+{
+    static char *kwlist[] = {"exc", "message", NULL};
+    return PyArg_ParseTupleAndKeywords(args, kwds, "O|s:_fatal_error", kwlist, exc, message) ? 0 : -1;
 }
 
 /* module.name, importing module (new reference, NULL on error). */

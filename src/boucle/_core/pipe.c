@@ -18,6 +18,7 @@
  *     empty.
  */
 #include "stream.h"
+#include "iohelp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -281,12 +282,9 @@ rpipe_close_exc(PyObject *op, PyObject *exc)
 static PyObject *
 rpipe_fatal_meth(PyObject *op, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"exc", "message", NULL};
     PyObject *exc;
     const char *message = "Fatal error on pipe transport";
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|s:_fatal_error", kwlist, &exc, &message))
-        return NULL;
-    if (rpipe_fatal((bcl_stream *)op, exc, message) < 0)
+    if (bcl_io_fatal_args(args, kwds, &exc, &message) < 0 || rpipe_fatal((bcl_stream *)op, exc, message) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -522,12 +520,9 @@ wpipe_close_exc(PyObject *op, PyObject *exc)
 static PyObject *
 wpipe_fatal_meth(PyObject *op, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"exc", "message", NULL};
     PyObject *exc;
     const char *message = "Fatal error on pipe transport";
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|s:_fatal_error", kwlist, &exc, &message))
-        return NULL;
-    if (wpipe_fatal((bcl_stream *)op, exc, message) < 0)
+    if (bcl_io_fatal_args(args, kwds, &exc, &message) < 0 || wpipe_fatal((bcl_stream *)op, exc, message) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

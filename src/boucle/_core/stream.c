@@ -1756,12 +1756,9 @@ sock_force_close_meth(PyObject *op, PyObject *exc)
 static PyObject *
 sock_fatal_error_meth(PyObject *op, PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"exc", "message", NULL};
     PyObject *exc;
     const char *message = "Fatal error on transport";
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|s:_fatal_error", kwlist, &exc, &message))
-        return NULL;
-    if (sock_fatal((bcl_stream *)op, exc, message) < 0)
+    if (bcl_io_fatal_args(args, kwds, &exc, &message) < 0 || sock_fatal((bcl_stream *)op, exc, message) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
