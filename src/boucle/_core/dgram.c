@@ -1082,11 +1082,8 @@ dgram_tp_dealloc(PyObject *op)
 {
     bcl_dgram *self = (bcl_dgram *)op;
     PyTypeObject *tp = Py_TYPE(op);
-    if (PyObject_CallFinalizerFromDealloc(op) < 0)
+    if (bcl_io_dealloc_start(op, &self->weakreflist))
         return;   /* resurrected */
-    PyObject_GC_UnTrack(op);
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs(op);
     dgram_tp_clear(op);
     tp->tp_free(op);
     Py_DECREF(tp);

@@ -1,6 +1,7 @@
 /* iohelp.h - small helpers shared by the I/O files (sock.c, stream.c,
  * pipe.c, dgram.c): re-raising a taken exception, interning a table of
- * names, parsing _fatal_error()'s arguments, importing asyncio objects. All static inline: no call cost, and
+ * names, parsing _fatal_error()'s arguments, importing asyncio objects,
+ * the start of tp_dealloc. All static inline: no call cost, and
  * each file keeps its own static state. */
 #ifndef BCL_IOHELP_H
 #define BCL_IOHELP_H
@@ -28,6 +29,20 @@ bcl_io_fatal_raised(void)
 {
     return PyErr_ExceptionMatches(PyExc_SystemExit)
         || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+/* The start of a GC heap type's tp_dealloc: run tp_finalize (1: the object
+ * was resurrected, stop), untrack, clear the weak references (*weakreflist
+ * is read after the finalizer ran). Returns 0 to go on with the clearing. */
+static inline int
+bcl_io_dealloc_start(PyObject *op, PyObject **weakreflist)
+{
+    if (PyObject_CallFinalizerFromDealloc(op) < 0)
+        return 1;   /* resurrected */
+    PyObject_GC_UnTrack(op);
+    if (*weakreflist != NULL)
+        PyObject_ClearWeakRefs(op);
+    return 0;
 }
 
 /* One interned name of a file's table: *p is set once (kept if already set). */

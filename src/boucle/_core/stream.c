@@ -831,11 +831,8 @@ bcl_stream_tp_dealloc(PyObject *op)
 {
     bcl_stream *self = (bcl_stream *)op;
     PyTypeObject *tp = Py_TYPE(op);
-    if (PyObject_CallFinalizerFromDealloc(op) < 0)
+    if (bcl_io_dealloc_start(op, &self->weakreflist))
         return;   /* resurrected */
-    PyObject_GC_UnTrack(op);
-    if (self->weakreflist != NULL)
-        PyObject_ClearWeakRefs(op);
     bcl_stream_tp_clear(op);
     wbuf_free(&self->wbuf);
     tp->tp_free(op);
