@@ -193,18 +193,6 @@ handle_cancel_meth(bcl_handle *h, PyObject *Py_UNUSED(ignored))
 }
 
 static PyObject *
-handle_cancelled_meth(bcl_handle *h, PyObject *Py_UNUSED(ignored))
-{
-    return PyBool_FromLong(h->cancelled);
-}
-
-static PyObject *
-handle_get_context(bcl_handle *h, PyObject *Py_UNUSED(ignored))
-{
-    return Py_NewRef(h->context ? h->context : Py_None);
-}
-
-static PyObject *
 handle_run_meth(bcl_handle *h, PyObject *Py_UNUSED(ignored))
 {
     /* like asyncio's Handle._run: errors go to the loop's exception handler */
@@ -215,12 +203,6 @@ handle_run_meth(bcl_handle *h, PyObject *Py_UNUSED(ignored))
             return NULL;
     }
     Py_RETURN_NONE;
-}
-
-static PyObject *
-timer_when(bcl_handle *h, PyObject *Py_UNUSED(ignored))
-{
-    return PyFloat_FromDouble(h->when);
 }
 
 /* repr as asyncio: <Handle [cancelled] [when=...] cb(args) at file:line [created at f:l]> */
@@ -400,10 +382,15 @@ timer_richcompare(PyObject *a, PyObject *b, int op)
     Py_RETURN_RICHCOMPARE(x->when, y->when, op);
 }
 
+/* Methods that only read a field share the attribute getter: a getter and a
+ * METH_NOARGS function take the same two pointer arguments. */
+#define GETTER_AS_METHOD(f) ((PyCFunction)(void (*)(void))(f))
+
 static PyMethodDef handle_methods[] = {
     {"cancel", (PyCFunction)handle_cancel_meth, METH_NOARGS, "Cancel the callback."},
-    {"cancelled", (PyCFunction)handle_cancelled_meth, METH_NOARGS, "Return True if cancelled."},
-    {"get_context", (PyCFunction)handle_get_context, METH_NOARGS, "The contextvars.Context the callback runs in."},
+    {"cancelled", GETTER_AS_METHOD(handle_get_cancelled_attr), METH_NOARGS, "Return True if cancelled."},
+    {"get_context", GETTER_AS_METHOD(handle_get_context_attr), METH_NOARGS,
+     "The contextvars.Context the callback runs in."},
     {"_run", (PyCFunction)handle_run_meth, METH_NOARGS, "Run the callback now (errors go to the exception handler)."},
     {NULL}
 };
@@ -419,7 +406,8 @@ static PyGetSetDef handle_getset[] = {
 };
 
 static PyMethodDef timer_methods[] = {
-    {"when", (PyCFunction)timer_when, METH_NOARGS, "The absolute time (loop.time()) the callback is scheduled for."},
+    {"when", GETTER_AS_METHOD(timer_get_when), METH_NOARGS,
+     "The absolute time (loop.time()) the callback is scheduled for."},
     {NULL}
 };
 
