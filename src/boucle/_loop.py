@@ -25,6 +25,9 @@ from ._unix import UnixMixin
 
 __all__ = ("Loop",)
 
+# Callables run with every new loop (python -m boucle --stats keeps them).
+_on_loop_created = []
+
 _FORMAT_CB_TAKES_DEBUG = "debug" in inspect.signature(
     format_helpers._format_callback_source).parameters
 
@@ -44,6 +47,8 @@ class Loop(_core.Loop, SignalMixin, SocketMixin, UnixMixin, TransportMixin,
         self._old_agen_hooks = None
         self._saved_wakeup_fd = None
         self._signal_handlers = {}     # signal number -> asyncio Handle
+        for hook in _on_loop_created:
+            hook(self)
 
     # -- running -------------------------------------------------------
 

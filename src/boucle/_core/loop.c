@@ -17,6 +17,7 @@
  *      rest of the snapshot still queued.
  */
 #include "loop.h"
+#include "iohelp.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -164,6 +165,7 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->wakeup_fd = self->sig_rfd = self->sig_wfd = -1;
     self->thread_id = Py_NewRef(Py_None);
     self->task_factory = Py_NewRef(Py_None);
+    bcl_stats_init(&self->stats);
     self->clock_resolution = 1e-9;
     {
         struct timespec res;
@@ -198,6 +200,7 @@ loop_clear(bcl_loop *self)
     bcl_fdmap_clear(&self->fds);
     Py_CLEAR(self->thread_id);
     Py_CLEAR(self->task_factory);
+    bcl_stats_clear(&self->stats);
     return 0;
 }
 
@@ -217,20 +220,13 @@ loop_dealloc(bcl_loop *self)
 
 /* ---- error reporting ------------------------------------------------ */
 
-static int
-is_fatal_exception(void)
-{
-    return PyErr_ExceptionMatches(PyExc_SystemExit)
-        || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
-
 /* Exception set by a handle or work item: fatal ones propagate, others go
  * to self._report_callback_error(obj, exc) (Python: builds asyncio's
  * context and calls call_exception_handler). */
 static int
 loop_report_error(bcl_loop *self, PyObject *obj)
 {
-    if (is_fatal_exception())
+    if (bcl_io_fatal_raised())
         return -1;
     PyObject *exc = bcl_fetch_exception();
     PyObject *r = PyObject_CallMethod((PyObject *)self, "_report_callback_error", "OO", obj, exc);
@@ -520,7 +516,7 @@ static int
 loop_run_entry(bcl_loop *self, bcl_entry *e)
 {
     int r;
-    self->n_callbacks++;
+    self->stats.callbacks++;
     if (e->fn != NULL) {
         r = e->fn(e->obj, e->arg);
         if (r < 0)
@@ -586,7 +582,7 @@ loop_run_once(bcl_loop *self)
     int64_t timeout_ns;
     int n;
 
-    self->n_iterations++;
+    self->stats.iterations++;
     bcl_timers_compact(&self->timers);
     bcl_handle *top = bcl_timers_peek(&self->timers);
     if (self->ready.len > 0 || self->stopping) {
@@ -609,19 +605,24 @@ loop_run_once(bcl_loop *self)
          * queued its work already, so a zero-timeout poll could only
          * report signals, and with no add_signal_handler active their
          * Python handlers are all PyErr_CheckSignals() needs. */
+        self->stats.polls_skipped++;
         if (PyErr_CheckSignals() < 0)
             return -1;
         n = 0;
     }
     else if (timeout_ns == 0) {
+        self->stats.polls++;
         n = bcl_poller_wait(&self->poller, 0, evs, BCL_POLL_MAX_EVENTS);
     }
     else {
+        int64_t t0 = bcl_stats_precise_ns();
+        self->stats.polls++;
         self->polling = 1;
         Py_BEGIN_ALLOW_THREADS
         n = bcl_poller_wait(&self->poller, timeout_ns, evs, BCL_POLL_MAX_EVENTS);
         Py_END_ALLOW_THREADS
         self->polling = 0;
+        self->stats.poll_ns += bcl_stats_precise_ns() - t0;
     }
     if (n < 0) {
         if (n != -EINTR) {
@@ -632,13 +633,17 @@ loop_run_once(bcl_loop *self)
             return -1;
         n = 0;
     }
-    if (n > 0 && loop_dispatch_io(self, evs, n) < 0)
-        return -1;
+    if (n > 0) {
+        self->stats.io_events += (uint64_t)n;
+        if (loop_dispatch_io(self, evs, n) < 0)
+            return -1;
+    }
 
     if (self->timers.len > 0) {
         double end = bcl_loop_now() + self->clock_resolution;
         while ((top = bcl_timers_peek(&self->timers)) != NULL && top->when < end) {
             bcl_handle *h = bcl_timers_pop(&self->timers);
+            self->stats.timers_fired++;
             int r = bcl_ready_push(&self->ready, (PyObject *)h, NULL, 0);
             Py_DECREF(h);
             if (r < 0)
@@ -649,8 +654,13 @@ loop_run_once(bcl_loop *self)
     /* the snapshot: whatever runs now schedules for the next iteration */
     Py_ssize_t ntodo = self->ready.len;
     bcl_entry e;
+    int track = self->stats.slow_ns > 0;
+    if (track)
+        self->stats.last_ns = bcl_stats_coarse_ns();
     while (ntodo-- > 0 && bcl_ready_pop(&self->ready, &e)) {
         int r = loop_run_entry(self, &e);
+        if (track)
+            bcl_stats_after_entry(&self->stats, e.obj);
         Py_DECREF(e.obj);
         if (r < 0)
             return -1;
@@ -683,12 +693,15 @@ loop_run(bcl_loop *self, PyObject *Py_UNUSED(ignored))
         return NULL;
     self->running = 1;
     self->run_thread = PyThread_get_thread_ident();
+    self->stats.run_start_ns = bcl_stats_precise_ns();
     int r;
     for (;;) {
         r = loop_run_once(self);
         if (r < 0 || self->stopping)
             break;
     }
+    self->stats.run_ns += bcl_stats_precise_ns() - self->stats.run_start_ns;
+    self->stats.run_start_ns = 0;
     self->running = 0;
     self->stopping = 0;
     if (r < 0)
@@ -1113,17 +1126,46 @@ get_poller_name(bcl_loop *self, void *c)
     return PyUnicode_FromString(bcl_poller_name(&self->poller));
 }
 
+/* loop.set_slow_callback_threshold(seconds): record callbacks that take at
+ * least that long in stats()["slowest_callbacks"]; None or 0 turns it off. */
 static PyObject *
-loop_counters(bcl_loop *self, PyObject *Py_UNUSED(ignored))
+loop_set_slow_threshold(bcl_loop *self, PyObject *arg)
 {
-    int nfds = self->nfds;
-    return Py_BuildValue("{sKsKsnsnsnsi}",
-                         "iterations", (unsigned long long)self->n_iterations,
-                         "callbacks", (unsigned long long)self->n_callbacks,
-                         "ready", self->ready.len,
-                         "timers", self->timers.len - self->timers.ncancelled,
-                         "timers_cancelled", self->timers.ncancelled,
-                         "fds", nfds);
+    double secs = 0.0;
+    if (arg != Py_None) {
+        secs = PyFloat_AsDouble(arg);
+        if (secs == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(secs >= 0) || secs > 1e6) {
+            PyErr_SetString(PyExc_ValueError, "threshold must be between 0 and 1e6 seconds, or None");
+            return NULL;
+        }
+    }
+    self->stats.slow_ns = (int64_t)(secs * 1e9);
+    Py_RETURN_NONE;
+}
+
+/* loop.stats(): counters since the loop was created, gauges of now, and
+ * the slowest callbacks seen (see stats.h for how they are measured). */
+static PyObject *
+loop_stats(bcl_loop *self, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *d = bcl_stats_as_dict(&self->stats);
+    if (d == NULL)
+        return NULL;
+    PyObject *g = Py_BuildValue("{snsnsnsisO}",
+                                "ready", self->ready.len,
+                                "timers", self->timers.len - self->timers.ncancelled,
+                                "timers_cancelled", self->timers.ncancelled,
+                                "fds", self->nfds,
+                                "closed", self->closed ? Py_True : Py_False);
+    if (g == NULL || PyDict_Update(d, g) < 0) {
+        Py_XDECREF(g);
+        Py_DECREF(d);
+        return NULL;
+    }
+    Py_DECREF(g);
+    return d;
 }
 
 #define FLAG_OFF(f) ((void *)offsetof(bcl_loop, f))
@@ -1177,7 +1219,12 @@ static PyMethodDef loop_methods[] = {
     {"_close_core", (PyCFunction)loop_close_core, METH_NOARGS, NULL},
     {"_write_to_self", (PyCFunction)loop_write_to_self, METH_NOARGS, NULL},
     {"_timer_handle_cancelled", (PyCFunction)loop_timer_handle_cancelled, METH_O, NULL},
-    {"_counters", (PyCFunction)loop_counters, METH_NOARGS, "Internal counters (dict)."},
+    {"set_slow_callback_threshold", (PyCFunction)loop_set_slow_threshold, METH_O,
+     "set_slow_callback_threshold(seconds or None): track callbacks at least that slow "
+     "in stats() (off by default: it reads a coarse clock after every callback)."},
+    {"stats", (PyCFunction)loop_stats, METH_NOARGS,
+     "stats() -> dict: iterations, callbacks, I/O events, timers fired, polls, time blocked "
+     "polling vs running, pending timers/fds, and the slowest callbacks (seconds, repr)."},
     {NULL}
 };
 

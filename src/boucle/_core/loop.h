@@ -12,6 +12,7 @@
 #include "timers.h"
 #include "fdmap.h"
 #include "poller.h"
+#include "stats.h"
 
 /* Invariants:
  *   - closed: no fd below is open (all -1) and queues are empty;
@@ -45,8 +46,7 @@ typedef struct bcl_loop {
     PyObject *task_factory;   /* set_task_factory()'s factory, or None */
     unsigned long fork_gen;   /* bcl_fork_generation when the kernel objects were made */
     int nfds;                 /* fds with a non-zero interest in the poller (not counting internal ones) */
-    uint64_t n_iterations;    /* iterations run (introspection) */
-    uint64_t n_callbacks;     /* handles and work items run (introspection) */
+    bcl_stats stats;          /* counters and slow callbacks (loop.stats()) */
 } bcl_loop;
 
 extern PyTypeObject bcl_loop_type;
