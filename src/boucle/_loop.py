@@ -2,12 +2,11 @@
 BaseEventLoop.
 
 Hot paths (call_soon, timers, the iteration, readiness callbacks,
-create_future) are C methods and come first in the MRO; everything else
-(run_until_complete, create_task, executors, exception handler, async
-generator hooks, ...) is asyncio's own Python code, so it follows the
-running interpreter's asyncio exactly.
+create_future, create_task without a factory) are C methods and come first
+in the MRO; everything else (run_until_complete, executors, exception
+handler, async generator hooks, ...) is asyncio's own Python code, so it
+follows the running interpreter's asyncio exactly.
 """
-import asyncio
 import inspect
 import signal
 import sys

@@ -11,7 +11,7 @@ import errno
 import os
 import sys
 
-from asyncio import base_events, constants, exceptions, sslproto, trsock
+from asyncio import constants, exceptions, sslproto, trsock
 from asyncio.log import logger
 
 from . import _core
