@@ -5,6 +5,8 @@
 #                        real-software integration tests included (ci/integration-setup.sh
 #                        installs redis-server and PostgreSQL from Debian's packages when
 #                        run as root, and starts them on loopback)
+#   make test-io-uring   the same suite with every loop on the io_uring backend
+#                        (BOUCLE_BACKEND=io_uring)
 #   make test-asan       the suite (integration tests aside) against an ASan+UBSan build,
 #                        in asyncio debug mode (-X dev)
 #   make test-refleaks   the core suite and the reference-leak tests on a debug CPython
@@ -20,7 +22,7 @@ PIP_QUIET ?= -q
 WERROR := -Werror
 TEST_DEPS := pytest trio
 
-.PHONY: demo test test-asan build venv clean
+.PHONY: demo test test-io-uring test-asan build venv clean
 
 $(VPY):
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +43,11 @@ test: build
 	$(VPY) -m pip install $(PIP_QUIET) -r tests/integration/requirements.txt
 	bash ci/integration-setup.sh
 	$(VPY) -m pytest -q -p no:cacheprovider tests
+
+test-io-uring: build
+	$(VPY) -m pip install $(PIP_QUIET) -r tests/integration/requirements.txt
+	bash ci/integration-setup.sh
+	BOUCLE_BACKEND=io_uring $(VPY) -m pytest -q -p no:cacheprovider tests
 
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)

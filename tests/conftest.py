@@ -208,3 +208,15 @@ def _per_test_checks(request):
             faulthandler.cancel_dump_traceback_later()
     if mine:
         assert asyncio._get_running_loop() is None, "a test left a running loop behind"
+
+
+def pytest_report_header(config):
+    if boucle is None:
+        return "boucle: not importable"
+    loop = boucle.new_event_loop()
+    try:
+        return "boucle: %s, I/O backend %s (BOUCLE_BACKEND=%s)" % (
+            os.path.dirname(boucle.__file__), loop.backend,
+            os.environ.get("BOUCLE_BACKEND", ""))
+    finally:
+        loop.close()

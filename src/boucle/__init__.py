@@ -19,9 +19,17 @@ __all__ = ("Loop", "new_event_loop", "run", "install", "EventLoopPolicy", "aioso
 __version__ = "0.1.0"
 
 
-def new_event_loop():
-    """Return a new boucle event loop."""
-    return Loop()
+def new_event_loop(*, backend=None):
+    """Return a new boucle event loop.
+
+    backend picks how the loop waits for I/O: 'epoll' (the default),
+    'io_uring' (OSError if the kernel or a seccomp policy refuses it) or
+    'auto' (io_uring when available, else epoll). When None, the
+    BOUCLE_BACKEND environment variable decides, for programs that cannot
+    pass an argument (uvicorn --loop boucle:new_event_loop, asyncio.run's
+    loop_factory).
+    """
+    return Loop(backend=backend)
 
 
 class EventLoopPolicy(_asyncio.DefaultEventLoopPolicy):

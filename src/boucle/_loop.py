@@ -39,9 +39,14 @@ def _format_callback(callback, args, debug):
 
 class Loop(_core.Loop, SignalMixin, SocketMixin, UnixMixin, TransportMixin,
            SubprocessMixin, base_events.BaseEventLoop):
-    """asyncio event loop implemented in C on epoll."""
+    """asyncio event loop implemented in C on epoll or io_uring.
 
-    def __init__(self):
+    backend: 'epoll' (the default), 'io_uring', or 'auto' (io_uring when the
+    kernel allows it, else epoll); None reads $BOUCLE_BACKEND. The C type
+    consumes it at creation; loop.backend tells which one is in use.
+    """
+
+    def __init__(self, *, backend=None):
         base_events.BaseEventLoop.__init__(self)
         self._old_agen_hooks = None
         self._saved_wakeup_fd = None

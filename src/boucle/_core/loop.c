@@ -63,11 +63,11 @@ loop_close_kernel(bcl_loop *self)
  * internal fds plus every fd of the map. Returns 0 or -errno; on failure
  * everything it opened is closed again. */
 static int
-loop_open_kernel(bcl_loop *self)
+loop_open_kernel(bcl_loop *self, int backend)
 {
     int err, pfd[2];
     self->wakeup_fd = self->sig_rfd = self->sig_wfd = -1;
-    err = bcl_poller_open(&self->poller);
+    err = bcl_poller_open(&self->poller, backend);
     if (err < 0)
         return err;
     self->wakeup_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -103,8 +103,9 @@ loop_check_fork(bcl_loop *self)
 {
     if (self->fork_gen == bcl_fork_generation || self->closed)
         return 0;
+    int backend = self->poller.kind;    /* the one chosen at creation */
     loop_close_kernel(self);
-    int err = loop_open_kernel(self);
+    int err = loop_open_kernel(self, backend);
     if (err < 0) {
         bcl_raise_errno(err);
         return -1;
@@ -155,9 +156,60 @@ loop_drain_signals(bcl_loop *self)
 
 /* ---- object lifecycle ----------------------------------------------- */
 
+/* The backend asked for: the backend= argument, else $BOUCLE_BACKEND, else
+ * epoll. Returns BCL_BACKEND_* or -1 with ValueError/TypeError set. */
+static int
+loop_parse_backend(PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"backend", NULL};
+    PyObject *arg = Py_None;
+    /* positional arguments belong to subclasses' __init__; only backend= is ours */
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL)
+        return -1;
+    PyObject *mine = NULL;
+    if (kwds != NULL && (arg = PyDict_GetItemString(kwds, "backend")) != NULL) {
+        mine = Py_BuildValue("{sO}", "backend", arg);
+        if (mine == NULL) {
+            Py_DECREF(empty);
+            return -1;
+        }
+    }
+    arg = Py_None;
+    int ok = PyArg_ParseTupleAndKeywords(empty, mine, "|O:Loop", kwlist, &arg);
+    Py_DECREF(empty);
+    Py_XDECREF(mine);
+    if (!ok)
+        return -1;
+    const char *name, *from = "backend";
+    if (arg == Py_None) {
+        name = getenv("BOUCLE_BACKEND");
+        if (name == NULL || name[0] == '\0')
+            return BCL_BACKEND_EPOLL;
+        from = "BOUCLE_BACKEND";
+    }
+    else if (!PyUnicode_Check(arg)) {
+        PyErr_Format(PyExc_TypeError, "backend must be a str or None, not %.100s",
+                     Py_TYPE(arg)->tp_name);
+        return -1;
+    }
+    else if ((name = PyUnicode_AsUTF8(arg)) == NULL) {
+        return -1;
+    }
+    int b = bcl_poller_backend_parse(name);
+    if (b < 0)
+        PyErr_Format(PyExc_ValueError,
+                     "%s must be 'auto', 'epoll' or 'io_uring', not %R", from,
+                     arg == Py_None ? PyUnicode_FromString(name) : arg);
+    return b;
+}
+
 static PyObject *
 loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
+    int backend = loop_parse_backend(args, kwds);
+    if (backend < 0)
+        return NULL;
     bcl_loop *self = (bcl_loop *)type->tp_alloc(type, 0);
     if (self == NULL)
         return NULL;
@@ -172,10 +224,23 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         if (clock_getres(CLOCK_MONOTONIC, &res) == 0)
             self->clock_resolution = (double)res.tv_sec + (double)res.tv_nsec * 1e-9;
     }
-    int err = loop_open_kernel(self);
+    int err = loop_open_kernel(self, backend);
     if (err < 0) {
         self->closed = 1;
         Py_DECREF(self);
+        if (backend == BCL_BACKEND_IO_URING && err != -EMFILE && err != -ENFILE && err != -ENOMEM) {
+            /* OSError(errno, msg) picks the subclass (PermissionError for a
+             * seccomp EPERM); the message says which backend failed */
+            PyObject *e = PyObject_CallFunction(
+                PyExc_OSError, "is", -err,
+                "io_uring backend unavailable (the kernel or a seccomp policy refused it; "
+                "backend='auto' falls back to epoll)");
+            if (e != NULL) {
+                PyErr_SetObject((PyObject *)Py_TYPE(e), e);
+                Py_DECREF(e);
+            }
+            return NULL;
+        }
         return bcl_raise_errno(err);
     }
     return (PyObject *)self;
@@ -1183,7 +1248,8 @@ static PyGetSetDef loop_getset[] = {
      "_timer_cancelled_count"},
     {"_signal_wakeup_fd", (getter)get_signal_wakeup_fd, NULL, NULL, NULL},
     {"_signal_dispatch", (getter)get_flag, (setter)set_flag, NULL, FLAG_OFF(signal_dispatch)},
-    {"_poller_name", (getter)get_poller_name, NULL, NULL, NULL},
+    {"backend", (getter)get_poller_name, NULL,
+     "the I/O backend this loop polls with: 'epoll' or 'io_uring'", NULL},
     {NULL}
 };
 

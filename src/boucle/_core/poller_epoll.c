@@ -1,4 +1,4 @@
-/* poller_epoll.c - the epoll backend (see poller.h).
+/* poller_epoll.c - the epoll backend (see poller.h), boucle's default.
  *
  * Level-triggered, like the selectors module, so callbacks that leave data
  * unread are called again. epoll_pwait2 (Linux 5.11+) gives nanosecond
@@ -20,7 +20,7 @@
 #endif
 
 int
-bcl_poller_open(bcl_poller *p)
+bcl_epoll_open(bcl_poller *p)
 {
     p->fd = epoll_create1(EPOLL_CLOEXEC);
     if (p->fd < 0)
@@ -34,7 +34,7 @@ bcl_poller_open(bcl_poller *p)
 }
 
 void
-bcl_poller_close(bcl_poller *p)
+bcl_epoll_close(bcl_poller *p)
 {
     if (p->fd >= 0)
         close(p->fd);
@@ -48,7 +48,7 @@ to_epoll(uint32_t events)
 }
 
 int
-bcl_poller_ctl(bcl_poller *p, int fd, uint32_t old_events, uint32_t new_events)
+bcl_epoll_ctl(bcl_poller *p, int fd, uint32_t old_events, uint32_t new_events)
 {
     struct epoll_event ev = {0};
     ev.events = to_epoll(new_events);
@@ -79,7 +79,7 @@ bcl_poller_ctl(bcl_poller *p, int fd, uint32_t old_events, uint32_t new_events)
 }
 
 int
-bcl_poller_wait(bcl_poller *p, int64_t timeout_ns, bcl_poll_event *out, int max)
+bcl_epoll_wait(bcl_poller *p, int64_t timeout_ns, bcl_poll_event *out, int max)
 {
     struct epoll_event evs[BCL_POLL_MAX_EVENTS];
     int n = -1;
@@ -124,11 +124,4 @@ bcl_poller_wait(bcl_poller *p, int64_t timeout_ns, bcl_poll_event *out, int max)
         out[i].events = m;
     }
     return n;
-}
-
-const char *
-bcl_poller_name(const bcl_poller *p)
-{
-    (void)p;
-    return "epoll";
 }
