@@ -9,7 +9,7 @@ each.  The main figure is the server's CPU time per request (utime+stime from
 counted), which stays meaningful whether or not the server is saturated;
 requests/s and latency percentiles are reported next to it.
 
-    python bench/echo.py [--quick] [--only echo|http] [--loops asyncio,uvloop,boucle]
+    python bench/echo.py [--quick] [--only echo|http] [--loops asyncio,uvloop,boucle,boucle-uring]
                          [--kinds protocol,buffered,streams,sockets] [--sizes 1k,10k,100k]
                          [--conns 50] [--duration 5] [--warmup 1] [--repeat 1]
                          [--json FILE] [--markdown FILE] [--probe]
@@ -46,7 +46,7 @@ REPO = os.path.dirname(HERE)
 REPO_SRC = os.path.join(REPO, "src")
 BOUCLE_PATH = REPO_SRC      # where servers import boucle from (a snapshot of it, normally)
 
-ALL_LOOPS = ("asyncio", "uvloop", "boucle")
+ALL_LOOPS = ("asyncio", "uvloop", "boucle", "boucle-uring")
 ALL_KINDS = ("protocol", "buffered", "streams", "sockets")
 HTTP_BODY = "Hello, World!"          # what bench/http_server.py and echo_c --http answer
 
@@ -823,7 +823,7 @@ def main(argv=None):
     if args.client_cpu is not None:
         os.sched_setaffinity(0, {args.client_cpu})     # keep ourselves off the server's CPU
     boucle_source = "live checkout (src/)"
-    if "boucle" in args.loops and not args.no_snapshot:
+    if any(x.startswith("boucle") for x in args.loops) and not args.no_snapshot:
         BOUCLE_PATH, boucle_source = snapshot_boucle()
     try:
         return run(args, boucle_source)

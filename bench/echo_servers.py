@@ -2,7 +2,7 @@
 """TCP echo servers for boucle's network benchmarks, one per asyncio API.
 
     python bench/echo_servers.py --kind protocol|buffered|streams|sockets
-                                 --loop asyncio|uvloop|boucle
+                                 --loop asyncio|uvloop|boucle|boucle-uring
                                  [--host 127.0.0.1] [--port 0] [--cpu N]
 
 Kinds (each echoes every byte it receives, on every connection):
@@ -31,7 +31,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_SRC = os.path.join(os.path.dirname(HERE), "src")
 
 KINDS = ("protocol", "buffered", "streams", "sockets")
-LOOPS = ("asyncio", "uvloop", "boucle")
+LOOPS = ("asyncio", "uvloop", "boucle", "boucle-uring")
 
 READ_SIZE = 64 * 1024          # sock_recv / StreamReader.read size
 BUFFER_SIZE = 256 * 1024       # BufferedProtocol buffer (asyncio's Protocol reads 256 KiB too)
@@ -45,13 +45,14 @@ def new_loop(name):
     if name == "uvloop":
         import uvloop
         return uvloop.new_event_loop()
-    if name == "boucle":
+    if name in ("boucle", "boucle-uring"):
         try:
             import boucle
         except ImportError:
             sys.path.insert(0, REPO_SRC)
             import boucle
-        return boucle.new_event_loop()
+        # boucle-uring: the io_uring backend (boucle's default is epoll)
+        return boucle.new_event_loop(backend="io_uring" if name == "boucle-uring" else "epoll")
     raise ValueError("unknown loop %r" % name)
 
 

@@ -940,9 +940,13 @@ fileobj_to_fd(PyObject *fileobj)
     return (int)fd;
 }
 
+/* add_reader/add_writer (public: 1) and _add_reader/_add_writer (0).
+ * asyncio's own callers of the private ones pass sockets they hold open;
+ * only the public ones pay for validating the fd where the backend does
+ * not do it by itself (io_uring). */
 static PyObject *
 loop_add_io(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames,
-            int writer, const char *fname)
+            int writer, const char *fname, int public)
 {
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
@@ -972,7 +976,11 @@ loop_add_io(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *
     if (h == NULL)
         return NULL;
     s = bcl_fdmap_find(&self->fds, fd);   /* make_handle may have run Python code */
-    int err = loop_set_interest(self, fd, s, s->events | (writer ? BCL_EV_WRITE : BCL_EV_READ));
+    int err = 0;
+    if (public && s->events == 0)
+        err = bcl_poller_check_fd(&self->poller, fd);
+    if (err == 0)
+        err = loop_set_interest(self, fd, s, s->events | (writer ? BCL_EV_WRITE : BCL_EV_READ));
     if (err < 0) {
         Py_DECREF(h);
         return bcl_raise_errno(err);
@@ -1024,7 +1032,7 @@ loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer, int check_owner)
 static PyObject *
 loop_add_reader(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    PyObject *h = loop_add_io(self, args, nargsf, kwnames, 0, "add_reader");
+    PyObject *h = loop_add_io(self, args, nargsf, kwnames, 0, "add_reader", 1);
     if (h == NULL)
         return NULL;
     Py_DECREF(h);
@@ -1034,7 +1042,7 @@ loop_add_reader(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObje
 static PyObject *
 loop_add_writer(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    PyObject *h = loop_add_io(self, args, nargsf, kwnames, 1, "add_writer");
+    PyObject *h = loop_add_io(self, args, nargsf, kwnames, 1, "add_writer", 1);
     if (h == NULL)
         return NULL;
     Py_DECREF(h);
@@ -1045,13 +1053,13 @@ loop_add_writer(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObje
 static PyObject *
 loop_add_reader_priv(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    return loop_add_io(self, args, nargsf, kwnames, 0, "_add_reader");
+    return loop_add_io(self, args, nargsf, kwnames, 0, "_add_reader", 0);
 }
 
 static PyObject *
 loop_add_writer_priv(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *kwnames)
 {
-    return loop_add_io(self, args, nargsf, kwnames, 1, "_add_writer");
+    return loop_add_io(self, args, nargsf, kwnames, 1, "_add_writer", 0);
 }
 
 static PyObject *

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
 
 int
 bcl_poller_open(bcl_poller *p, int backend)
@@ -62,6 +63,19 @@ const char *
 bcl_poller_name(const bcl_poller *p)
 {
     return p->kind == BCL_BACKEND_IO_URING ? "io_uring" : "epoll";
+}
+
+int
+bcl_poller_check_fd(bcl_poller *p, int fd)
+{
+    struct stat st;
+    if (p->kind != BCL_BACKEND_IO_URING)
+        return 0;
+    if (fstat(fd, &st) < 0)
+        return -errno;
+    if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
+        return -EPERM;
+    return 0;
 }
 
 int

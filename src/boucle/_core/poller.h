@@ -54,12 +54,18 @@ void bcl_poller_close(bcl_poller *p);
 /* Change the interest of fd from old_events to new_events (BCL_EV_* masks;
  * 0 means not registered). Handles fds that were closed and reused behind
  * our back (ENOENT on modify, EEXIST on add). io_uring applies changes at
- * the next wait (so a change undone before then costs nothing). */
+ * the next wait (so a change undone before then costs nothing), except
+ * dropping all interest, which is immediate for both. */
 int bcl_poller_ctl(bcl_poller *p, int fd, uint32_t old_events, uint32_t new_events);
 /* Wait at most timeout_ns (-1: forever, 0: poll). Returns the number of
  * events written to out (<= max), or -errno (-EINTR on a signal). */
 int bcl_poller_wait(bcl_poller *p, int64_t timeout_ns, bcl_poll_event *out, int max);
 const char *bcl_poller_name(const bcl_poller *p);
+/* Before registering an fd a user gave: 0, or the -errno epoll_ctl(ADD)
+ * would give (EBADF for a closed fd, EPERM for a regular file or a
+ * directory). epoll reports these from ctl() itself, io_uring only when
+ * the poll request completes, too late for add_reader to raise. */
+int bcl_poller_check_fd(bcl_poller *p, int fd);
 /* "auto", "epoll", "io_uring" -> BCL_BACKEND_*, or -1. */
 int bcl_poller_backend_parse(const char *name);
 

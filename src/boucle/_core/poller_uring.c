@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -283,17 +282,6 @@ bcl_uring_ctl(bcl_poller *p, int fd, uint32_t old_events, uint32_t new_events)
     if (err < 0)
         return err;
     uring_fd *s = &u->fds[fd];
-    if (s->want == 0 && new_events != 0) {
-        /* epoll_ctl(ADD) refuses a closed fd (EBADF) and files that cannot
-         * be polled (EPERM for regular files and directories) at once; a
-         * poll request would only fail, or always succeed, later. Keep
-         * epoll's errors, at the price of one fstat per registration. */
-        struct stat st;
-        if (fstat(fd, &st) < 0)
-            return -errno;
-        if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))
-            return -EPERM;
-    }
     s->want = new_events;
     if (new_events == 0 && s->armed != 0) {
         /* Dropping all interest is what precedes close(): a poll request
