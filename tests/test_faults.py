@@ -305,3 +305,482 @@ def test_asyncgen_aclose_raising_at_shutdown(loop):
     assert ctx["message"].startswith("an error occurred during closing of asynchronous generator")
     assert type(ctx["exception"]) is MyError
     assert_usable(loop)
+
+
+# ---------------------------------------------------------------------------
+# Stream protocols
+
+
+@pytest.fixture
+def tcp_pair():
+    """(ours, peer): two connected TCP sockets on loopback; ``ours`` goes to
+    a transport, ``peer`` is driven by the test with plain socket calls."""
+    lsock = socket.create_server(("127.0.0.1", 0))
+    peer = socket.create_connection(lsock.getsockname())
+    ours, _ = lsock.accept()
+    lsock.close()
+    ours.setblocking(False)
+    peer.settimeout(10)
+    yield ours, peer
+    ours.close()
+    peer.close()
+
+
+class HookProto(asyncio.Protocol):
+    """Records every call; raises ``exc`` from the hooks named in ``fail``."""
+
+    def __init__(self, fail=(), exc=None):
+        self.fail = set(fail)
+        self.exc = exc if exc is not None else MyError("protocol")
+        self.calls = []
+        self.data = bytearray()
+        self.lost = []
+        self.transport = None
+
+    def _maybe_raise(self, name):
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.exc
+
+    def connection_made(self, tr):
+        self.transport = tr
+        self._maybe_raise("connection_made")
+
+    def data_received(self, data):
+        self.data += data
+        self._maybe_raise("data_received")
+
+    def eof_received(self):
+        self._maybe_raise("eof_received")
+
+    def connection_lost(self, exc):
+        self.lost.append(exc)
+        self._maybe_raise("connection_lost")
+
+    def pause_writing(self):
+        self._maybe_raise("pause_writing")
+
+    def resume_writing(self):
+        self._maybe_raise("resume_writing")
+
+
+def connect(loop, proto, sock):
+    tr, pr = loop.run_until_complete(loop.create_connection(lambda: proto, sock=sock))
+    assert pr is proto
+    return tr
+
+
+def peer_reads_eof(peer):
+    """Everything the peer receives until EOF (or a reset)."""
+    got = bytearray()
+    try:
+        while True:
+            chunk = peer.recv(65536)
+            if not chunk:
+                return bytes(got)
+            got += chunk
+    except ConnectionResetError:
+        return bytes(got)
+
+
+def assert_fatal(ctx, message, exc, tr, proto):
+    assert set(ctx) == TRANSPORT_KEYS
+    assert ctx["message"] == message
+    assert ctx["exception"] is exc
+    assert ctx["transport"] is tr
+    assert ctx["protocol"] is proto
+
+
+@pytest.mark.parametrize("hook", ["data_received", "eof_received"])
+def test_stream_read_hook_raising_is_fatal(loop, tcp_pair, hook):
+    # asyncio: _fatal_error() -> the handler gets the transport and the
+    # protocol, the transport closes and connection_lost() gets the error
+    ours, peer = tcp_pair
+    contexts = collect(loop)
+    proto = HookProto(fail=[hook])
+    tr = connect(loop, proto, ours)
+    peer.sendall(b"hello")
+    if hook == "eof_received":
+        peer.shutdown(socket.SHUT_WR)
+    run_until(loop, lambda: proto.lost)
+    assert len(contexts) == 1
+    assert_fatal(contexts[0], "Fatal error: protocol.%s() call failed." % hook,
+                 proto.exc, tr, proto)
+    assert proto.lost == [proto.exc]
+    assert proto.calls[-1] == "connection_lost"
+    assert tr.is_closing()
+    assert ours.fileno() == -1 or tr.get_extra_info("socket").fileno() == -1
+    assert bytes(proto.data) == b"hello"
+    assert peer_reads_eof(peer) == b""     # the peer sees the connection go
+    assert_usable(loop)
+
+
+def test_stream_connection_made_raising_keeps_transport(loop, tcp_pair):
+    # asyncio calls connection_made() through call_soon(): a failure is a
+    # callback error, and the connection goes on as if nothing happened
+    ours, peer = tcp_pair
+    contexts = collect(loop)
+    proto = HookProto(fail=["connection_made"])
+    tr = connect(loop, proto, ours)
+    assert len(contexts) == 1
+    ctx = contexts[0]
+    assert set(ctx) == HANDLE_KEYS
+    assert ctx["exception"] is proto.exc
+    assert ctx["message"].startswith("Exception in callback ")
+    assert "connection_made" in ctx["message"]
+    assert not tr.is_closing()
+    peer.sendall(b"still there")
+    run_until(loop, lambda: len(proto.data) == 11)
+    tr.write(b"reply")
+    tr.close()
+    run_until(loop, lambda: proto.lost)
+    assert proto.lost == [None]
+    assert peer_reads_eof(peer) == b"reply"
+    assert len(contexts) == 1
+
+
+@pytest.mark.parametrize("how", ["close", "peer_eof", "abort"])
+def test_stream_connection_lost_raising(loop, tcp_pair, how):
+    # connection_lost() runs in a scheduled callback: its exception is a
+    # callback error, and the socket is closed all the same
+    ours, peer = tcp_pair
+    contexts = collect(loop)
+    proto = HookProto(fail=["connection_lost"])
+    tr = connect(loop, proto, ours)
+    sock = tr.get_extra_info("socket")
+    if how == "close":
+        tr.close()
+    elif how == "abort":
+        tr.abort()
+    else:
+        peer.shutdown(socket.SHUT_WR)
+    run_until(loop, lambda: contexts)
+    assert proto.lost == [None]
+    assert len(contexts) == 1
+    ctx = contexts[0]
+    assert set(ctx) == HANDLE_KEYS
+    assert ctx["exception"] is proto.exc
+    assert ctx["message"].startswith("Exception in callback ")
+    assert "_call_connection_lost" in ctx["message"]
+    assert sock.fileno() == -1
+    assert peer_reads_eof(peer) == b""
+    assert_usable(loop)
+
+
+@pytest.mark.parametrize("hook", ["pause_writing", "resume_writing"])
+def test_stream_flow_control_hook_raising(loop, tcp_pair, hook):
+    # asyncio reports 'protocol.pause_writing() failed' (resume_writing)
+    # and carries on: the transport stays open and nothing is lost
+    ours, peer = tcp_pair
+    contexts = collect(loop)
+    proto = HookProto(fail=[hook])
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    tr = connect(loop, proto, ours)
+    tr.set_write_buffer_limits(high=4096, low=1024)
+    payload = bytes(range(256)) * 16384     # 4 MiB: more than the sockets take
+    tr.write(payload)
+    assert "pause_writing" in proto.calls
+    received = bytearray()
+
+    def drain():
+        while len(received) < len(payload):
+            chunk = peer.recv(65536)
+            if not chunk:
+                break
+            received.extend(chunk)
+
+    th = threading.Thread(target=drain)
+    th.start()
+    try:
+        run_until(loop, lambda: "resume_writing" in proto.calls and tr.get_write_buffer_size() == 0)
+    finally:
+        th.join(10)
+    assert bytes(received) == payload
+    assert not tr.is_closing()
+    assert len(contexts) == 1
+    assert_fatal(contexts[0], "protocol.%s() failed" % hook, proto.exc, tr, proto)
+    tr.write(b"more")
+    assert peer.recv(10) == b"more"
+    tr.close()
+    run_until(loop, lambda: proto.lost)
+    assert proto.lost == [None]
+
+
+class BufProto(asyncio.BufferedProtocol):
+    def __init__(self, fail=None, empty=False):
+        self.fail = fail
+        self.empty = empty
+        self.exc = MyError("buffered")
+        self.buf = bytearray(1024)
+        self.data = bytearray()
+        self.lost = []
+
+    def connection_made(self, tr):
+        self.transport = tr
+
+    def get_buffer(self, sizehint):
+        if self.fail == "get_buffer":
+            raise self.exc
+        return bytearray() if self.empty else self.buf
+
+    def buffer_updated(self, n):
+        self.data += self.buf[:n]
+        if self.fail == "buffer_updated":
+            raise self.exc
+
+    def eof_received(self):
+        return None
+
+    def connection_lost(self, exc):
+        self.lost.append(exc)
+
+
+@pytest.mark.parametrize("fail", ["get_buffer", "empty_buffer", "buffer_updated"])
+def test_buffered_protocol_hook_raising_is_fatal(loop, tcp_pair, fail):
+    ours, peer = tcp_pair
+    contexts = collect(loop)
+    proto = BufProto(fail=None if fail == "empty_buffer" else fail, empty=fail == "empty_buffer")
+    tr = connect(loop, proto, ours)
+    peer.sendall(b"data")
+    run_until(loop, lambda: proto.lost)
+    assert len(contexts) == 1
+    ctx = contexts[0]
+    if fail == "empty_buffer":
+        assert set(ctx) == TRANSPORT_KEYS
+        assert ctx["message"] == "Fatal error: protocol.get_buffer() call failed."
+        assert type(ctx["exception"]) is RuntimeError
+        assert str(ctx["exception"]) == "get_buffer() returned an empty buffer"
+        assert proto.lost == [ctx["exception"]]
+    else:
+        method = "get_buffer" if fail == "get_buffer" else "buffer_updated"
+        assert_fatal(ctx, "Fatal error: protocol.%s() call failed." % method, proto.exc, tr, proto)
+        assert proto.lost == [proto.exc]
+    assert bytes(proto.data) == (b"data" if fail == "buffer_updated" else b"")
+    assert tr.is_closing()
+    assert peer_reads_eof(peer) == b""
+    assert_usable(loop)
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+def test_stream_base_exception_in_data_received_propagates(loop, tcp_pair, exc_type):
+    # asyncio re-raises SystemExit/KeyboardInterrupt from data_received
+    # without closing anything: the transport keeps reading when the loop
+    # runs again
+    ours, peer = tcp_pair
+    contexts = collect(loop)
+    proto = HookProto(fail=["data_received"], exc=exc_type("out"))
+    tr = connect(loop, proto, ours)
+    peer.sendall(b"one")
+    with pytest.raises(exc_type):
+        run_until(loop, lambda: False)
+    assert asyncio._get_running_loop() is None
+    assert bytes(proto.data) == b"one"
+    assert not tr.is_closing()
+    proto.fail.clear()
+    peer.sendall(b"two")
+    run_until(loop, lambda: bytes(proto.data) == b"onetwo")
+    tr.close()
+    run_until(loop, lambda: proto.lost)
+    assert proto.lost == [None]
+    assert contexts == []
+
+
+# ---------------------------------------------------------------------------
+# Datagram protocols
+
+
+class DgramProto(asyncio.DatagramProtocol):
+    def __init__(self, fail=()):
+        self.fail = set(fail)
+        self.exc = MyError("datagram")
+        self.received = []
+        self.errors = []
+        self.lost = []
+
+    def connection_made(self, tr):
+        self.transport = tr
+
+    def datagram_received(self, data, addr):
+        self.received.append(data)
+        if "datagram_received" in self.fail:
+            raise self.exc
+
+    def error_received(self, exc):
+        self.errors.append(exc)
+        if "error_received" in self.fail:
+            raise self.exc
+
+    def connection_lost(self, exc):
+        self.lost.append(exc)
+
+
+def _read_ready_context(ctx, proto):
+    # asyncio: the exception escapes the transport's reader callback
+    # (_read_ready), so it is reported as that callback's error and the
+    # transport stays open
+    assert set(ctx) == HANDLE_KEYS
+    assert ctx["exception"] is proto.exc
+    assert ctx["message"].startswith("Exception in callback ")
+    assert "_read_ready" in ctx["message"]
+
+
+def test_datagram_received_raising(loop):
+    contexts = collect(loop)
+    proto = DgramProto(fail=["datagram_received"])
+    tr, _ = loop.run_until_complete(loop.create_datagram_endpoint(
+        lambda: proto, local_addr=("127.0.0.1", 0)))
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        addr = tr.get_extra_info("sockname")
+        peer.sendto(b"one", addr)
+        run_until(loop, lambda: contexts)
+        assert len(contexts) == 1
+        _read_ready_context(contexts[0], proto)
+        assert not tr.is_closing()
+        proto.fail.clear()
+        peer.sendto(b"two", addr)
+        run_until(loop, lambda: len(proto.received) == 2)
+        assert proto.received == [b"one", b"two"]
+        tr.close()
+        run_until(loop, lambda: proto.lost)
+        assert proto.lost == [None]
+        assert len(contexts) == 1
+    finally:
+        peer.close()
+
+
+def test_datagram_error_received_raising(loop):
+    # ICMP port unreachable on a connected UDP socket: recv() fails with
+    # ECONNREFUSED -> error_received(), which raises
+    contexts = collect(loop)
+    gone = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    gone.bind(("127.0.0.1", 0))
+    dead_addr = gone.getsockname()
+    gone.close()
+    proto = DgramProto(fail=["error_received"])
+    tr, _ = loop.run_until_complete(loop.create_datagram_endpoint(
+        lambda: proto, remote_addr=dead_addr))
+    tr.sendto(b"ping")
+    run_until(loop, lambda: contexts)
+    assert len(contexts) == 1
+    _read_ready_context(contexts[0], proto)
+    assert [type(e) for e in proto.errors] == [ConnectionRefusedError]
+    assert not tr.is_closing()
+    tr.close()
+    run_until(loop, lambda: proto.lost)
+    assert proto.lost == [None]
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+def test_datagram_base_exception_propagates(loop, exc_type):
+    contexts = collect(loop)
+    proto = DgramProto(fail=["datagram_received"])
+    proto.exc = exc_type("out")
+    tr, _ = loop.run_until_complete(loop.create_datagram_endpoint(
+        lambda: proto, local_addr=("127.0.0.1", 0)))
+    peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        peer.sendto(b"one", tr.get_extra_info("sockname"))
+        with pytest.raises(exc_type):
+            run_until(loop, lambda: False)
+        proto.fail.clear()
+        peer.sendto(b"two", tr.get_extra_info("sockname"))
+        run_until(loop, lambda: len(proto.received) == 2)
+        tr.close()
+        run_until(loop, lambda: proto.lost)
+        assert contexts == []
+    finally:
+        peer.close()
+
+
+def test_read_pipe_data_received_raising(loop):
+    # asyncio's read pipe lets the exception out of its reader callback:
+    # reported as that callback's error, and the pipe keeps reading
+    contexts = collect(loop)
+    r, w = os.pipe()
+    proto = HookProto(fail=["data_received"])
+    tr, _ = loop.run_until_complete(loop.connect_read_pipe(lambda: proto, os.fdopen(r, "rb", 0)))
+    try:
+        os.write(w, b"abc")
+        run_until(loop, lambda: contexts)
+        assert len(contexts) == 1
+        _read_ready_context(contexts[0], proto)
+        assert not tr.is_closing()
+        proto.fail.clear()
+        os.write(w, b"def")
+    finally:
+        os.close(w)
+    run_until(loop, lambda: proto.lost)
+    assert bytes(proto.data) == b"abcdef"
+    assert proto.calls == ["connection_made", "data_received", "data_received",
+                           "eof_received", "connection_lost"]
+    assert proto.lost == [None]
+    assert len(contexts) == 1
+
+
+# ---------------------------------------------------------------------------
+# Subprocess protocols
+
+
+class ProcProto(asyncio.SubprocessProtocol):
+    def __init__(self, fail=()):
+        self.fail = set(fail)
+        self.exc = MyError("subprocess")
+        self.calls = []
+        self.out = bytearray()
+        self.lost = []
+
+    def _maybe_raise(self, name):
+        self.calls.append(name)
+        if name in self.fail:
+            raise self.exc
+
+    def connection_made(self, tr):
+        self.transport = tr
+        self._maybe_raise("connection_made")
+
+    def pipe_data_received(self, fd, data):
+        self.out += data
+        self._maybe_raise("pipe_data_received")
+
+    def pipe_connection_lost(self, fd, exc):
+        self._maybe_raise("pipe_connection_lost")
+
+    def process_exited(self):
+        self._maybe_raise("process_exited")
+
+    def connection_lost(self, exc):
+        self.lost.append(exc)
+        self._maybe_raise("connection_lost")
+
+
+SUBPROCESS_HOOKS = ["connection_made", "pipe_data_received", "pipe_connection_lost",
+                    "process_exited", "connection_lost"]
+
+
+@pytest.mark.parametrize("hook", SUBPROCESS_HOOKS)
+def test_subprocess_protocol_hook_raising(loop, hook):
+    if sys.version_info < (3, 12) and not MAIN_THREAD:
+        pytest.skip("child watchers need the main thread before 3.12")
+    contexts = collect(loop)
+    proto = ProcProto(fail=[hook])
+    tr, _ = loop.run_until_complete(loop.subprocess_exec(
+        lambda: proto, sys.executable, "-c", "import os; os.write(1, b'out')",
+        stdin=None, stdout=asyncio.subprocess.PIPE, stderr=None))
+    try:
+        run_until(loop, lambda: "connection_lost" in proto.calls)
+        assert tr.get_returncode() == 0
+        assert bytes(proto.out).strip() == b"out"
+        assert proto.lost == [None]
+        assert len(contexts) == 1
+        ctx = contexts[0]
+        assert set(ctx) == HANDLE_KEYS
+        assert ctx["exception"] is proto.exc
+        assert ctx["message"].startswith("Exception in callback ")
+        assert proto.calls[0] == "connection_made"
+        assert proto.calls[-1] == "connection_lost"
+        assert proto.calls.count(hook) == 1
+    finally:
+        tr.close()
+    assert_usable(loop)
