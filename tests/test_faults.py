@@ -784,3 +784,194 @@ def test_subprocess_protocol_hook_raising(loop, hook):
     finally:
         tr.close()
     assert_usable(loop)
+
+
+# ---------------------------------------------------------------------------
+# The loop closed from a callback
+
+
+def test_close_inside_running_callback_refused(loop):
+    contexts = collect(loop)
+    out = []
+
+    def closer():
+        loop.close()
+
+    h = loop.call_soon(closer)
+    loop.call_soon(out.append, "next")
+    run_once(loop)
+    assert out == ["next"]
+    assert len(contexts) == 1
+    ctx = contexts[0]
+    assert set(ctx) == HANDLE_KEYS and ctx["handle"] is h
+    assert type(ctx["exception"]) is RuntimeError
+    assert str(ctx["exception"]) == "Cannot close a running event loop"
+    assert not loop.is_closed()
+    assert_usable(loop)
+
+
+def test_close_inside_coroutine_refused(loop):
+    async def main():
+        with pytest.raises(RuntimeError, match="^Cannot close a running event loop$"):
+            loop.close()
+        await asyncio.sleep(0)
+        return "still running"
+
+    assert loop.run_until_complete(main()) == "still running"
+    assert not loop.is_closed()
+
+
+def _noop(*args):
+    pass
+
+
+def test_stop_from_callback_then_close(loop):
+    out = []
+    loop.call_soon(out.append, 1)
+    loop.call_soon(loop.stop)
+    loop.call_soon(out.append, 2)       # same iteration: still runs
+    loop.run_forever()
+    assert out == [1, 2]
+    loop.close()
+    assert loop.is_closed()
+    loop.close()                        # a second close() is a no-op
+    msg = "^Event loop is closed$"
+    for call in (lambda: loop.call_soon(_noop), lambda: loop.call_later(1, _noop),
+                 lambda: loop.call_at(loop.time() + 1, _noop),
+                 lambda: loop.call_soon_threadsafe(_noop), loop.run_forever,
+                 lambda: loop.add_reader(0, _noop), lambda: loop.add_writer(1, _noop)):
+        with pytest.raises(RuntimeError, match=msg):
+            call()
+    coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match=msg):
+        loop.run_until_complete(coro)
+    coro.close()
+    coro = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match=msg):
+        loop.create_task(coro)
+    coro.close()
+
+
+class Token:
+    pass
+
+
+@pytest.mark.skipif(not HAVE_PROC_FD, reason="needs /proc/self/fd")
+def test_close_with_pending_work(loop_factory):
+    # close() with callbacks ready, timers scheduled, readers and writers
+    # registered (ready fds too) and a task pending: none of them runs,
+    # everything they hold is released, the loop's own fds are closed, the
+    # user's sockets are not, and the only report is asyncio's "Task was
+    # destroyed but it is pending!" once the task is collected
+    gc.collect()
+    before = nfds()
+    a, b = socket.socketpair()
+    try:
+        lp = loop_factory()
+        messages = []    # (keeping the contexts would keep the task alive)
+        lp.set_exception_handler(lambda l, ctx: messages.append(ctx["message"]))
+        ran = []
+        tokens = [Token() for _ in range(6)]
+        refs = [weakref.ref(t) for t in tokens]
+
+        async def pending(tok):
+            await lp.create_future()
+            ran.append(tok)
+
+        task = lp.create_task(pending(tokens[5]))
+        task_ref = weakref.ref(task)
+        lp.call_soon(lp.stop)
+        lp.run_forever()                 # the task now waits on its future
+        lp.call_soon(ran.append, tokens[0])
+        lp.call_later(0, ran.append, tokens[1])
+        lp.call_later(3600, ran.append, tokens[2])
+        b.send(b"x")
+        lp.add_reader(a, ran.append, tokens[3])      # readable now
+        lp.add_writer(a, ran.append, tokens[4])      # writable now
+        del tokens, task
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            lp.close()
+            gc.collect()
+        assert ran == []
+        assert [r() for r in refs] == [None] * 6
+        assert task_ref() is None
+        assert [str(w.message) for w in caught] == []
+        assert messages == ["Task was destroyed but it is pending!"]
+        assert a.fileno() != -1 and a.recv(1) == b"x"    # the user's socket is left alone
+        a.close()
+        b.close()
+        assert nfds() == before
+    finally:
+        a.close()
+        b.close()
+
+
+# ---------------------------------------------------------------------------
+# Threads calling call_soon_threadsafe while the loop stops and closes
+
+
+def test_threadsafe_calls_racing_close(loop):
+    # Several threads call call_soon_threadsafe nonstop while the loop runs,
+    # stops and closes. What asyncio guarantees, and is asserted here:
+    # every call either returns a handle or raises RuntimeError('Event loop
+    # is closed'), and once one call has been refused all later ones are;
+    # the accepted callbacks of a thread run in order, each at most once,
+    # with no gap; close() drops the accepted ones that did not run and
+    # releases what they hold; no thread hangs.
+    nthreads = 4
+    accepted = [[] for _ in range(nthreads)]
+    refused = [[] for _ in range(nthreads)]
+    ran = [[] for _ in range(nthreads)]
+    start = threading.Event()
+
+    def record(t, i, tok):
+        ran[t].append(i)
+
+    def worker(t):
+        start.wait()
+        i = 0
+        while len(refused[t]) < 100:
+            tok = Token()
+            try:
+                loop.call_soon_threadsafe(record, t, i, tok)
+            except RuntimeError as exc:
+                refused[t].append((i, str(exc)))
+            else:
+                accepted[t].append((i, weakref.ref(tok)))
+            del tok
+            i += 1
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(nthreads)]
+    for th in threads:
+        th.start()
+    try:
+        start.set()
+        run_until(loop, lambda: all(len(r) >= 200 for r in ran), limit=60)
+    finally:
+        loop.stop()       # threads are still calling, now on a stopped loop...
+        loop.close()      # ...and a closed one
+        for th in threads:
+            th.join(30)
+    assert not any(th.is_alive() for th in threads)
+    gc.collect()
+    leftovers = 0
+    for t in range(nthreads):
+        acc = [i for i, _ in accepted[t]]
+        assert acc == list(range(len(acc)))                  # accepted, then...
+        assert [i for i, _ in refused[t]] == list(range(len(acc), len(acc) + 100))  # ...refused
+        assert {msg for _, msg in refused[t]} == {"Event loop is closed"}
+        assert ran[t] == acc[:len(ran[t])]                   # in order, no gap, once
+        leftovers += sum(1 for _, ref in accepted[t] if ref() is not None)
+    # asyncio's call_soon_threadsafe is Python code: a call that passed its
+    # closed check just before close() can still append its handle after
+    # close() has cleared the queue (at most one per thread). boucle's is
+    # one C call under the GIL: nothing is left behind.
+    if loop_is_boucle(loop):
+        assert leftovers == 0
+    else:
+        assert leftovers <= nthreads
+
+
+def loop_is_boucle(loop):
+    return type(loop).__module__.startswith("boucle")
