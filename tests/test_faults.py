@@ -788,6 +788,93 @@ def test_subprocess_protocol_hook_raising(loop, hook):
 
 
 # ---------------------------------------------------------------------------
+# Signals arriving in the middle of transfers (test_signals.py and
+# test_signal_handlers.py cover an idle loop and one waiting on a socket)
+
+
+class _Echo(asyncio.Protocol):
+    def connection_made(self, tr):
+        self.tr = tr
+
+    def data_received(self, data):
+        self.tr.write(data)
+
+    def eof_received(self):
+        return None
+
+
+@pytest.mark.skipif(not MAIN_THREAD, reason="signals need the main thread")
+@pytest.mark.parametrize("handler", ["signal.signal", "add_signal_handler"])
+def test_signal_storm_during_transfers(loop, handler):
+    # SIGALRM every 200 us (a Python handler installed without SA_RESTART,
+    # so system calls get EINTR, or the loop's own handler) while data goes
+    # through stream transports and sock_* operations: nothing is lost,
+    # nothing is corrupted, no call fails.
+    hits = []
+    if handler == "signal.signal":
+        old = signal.signal(signal.SIGALRM, lambda signum, frame: hits.append(1))
+    else:
+        old = signal.getsignal(signal.SIGALRM)
+        loop.add_signal_handler(signal.SIGALRM, hits.append, 1)
+    payload = os.urandom(1 << 20)
+
+    async def streams_round(port):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(payload)
+        writer.write_eof()
+        got = await reader.read()
+        writer.close()
+        await writer.wait_closed()
+        return got
+
+    async def socks_round():
+        a, b = socket.socketpair()
+        a.setblocking(False)
+        b.setblocking(False)
+        try:
+            async def recv_all():
+                buf = bytearray()
+                while len(buf) < len(payload):
+                    chunk = await loop.sock_recv(b, 65536)
+                    assert chunk
+                    buf += chunk
+                return bytes(buf)
+            _, got = await asyncio.gather(loop.sock_sendall(a, payload), recv_all())
+            return got
+        finally:
+            a.close()
+            b.close()
+
+    async def main():
+        server = await loop.create_server(_Echo, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        rounds = 0
+        try:
+            while rounds < 2 or len(hits) < 50:
+                assert rounds < 500, "the signals never came"
+                assert await streams_round(port) == payload
+                assert await socks_round() == payload
+                rounds += 1
+        finally:
+            server.close()
+            await server.wait_closed()
+        return rounds
+
+    signal.setitimer(signal.ITIMER_REAL, 0.0002, 0.0002)
+    try:
+        assert loop.run_until_complete(main()) >= 2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0, 0)
+        if handler == "signal.signal":
+            signal.signal(signal.SIGALRM, old)
+        else:
+            loop.remove_signal_handler(signal.SIGALRM)
+            signal.signal(signal.SIGALRM, old)
+    assert len(hits) >= 50
+    assert_usable(loop)
+
+
+# ---------------------------------------------------------------------------
 # The loop closed from a callback
 
 
