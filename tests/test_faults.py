@@ -47,6 +47,12 @@ def collect(loop):
     return contexts
 
 
+def keys(ctx):
+    """The context's keys, but 'source_traceback' (debug mode adds it on
+    both loops: the suite also runs under -X dev)."""
+    return set(ctx) - {"source_traceback"}
+
+
 def run_once(loop):
     loop.stop()
     loop.run_forever()
@@ -108,7 +114,7 @@ def test_scheduled_callback_raising(loop, hook):
     assert out == ["later"]
     assert len(contexts) == 1
     ctx = contexts[0]
-    assert set(ctx) == HANDLE_KEYS
+    assert keys(ctx) == HANDLE_KEYS
     assert ctx["handle"] is h
     assert type(ctx["exception"]) is MyError and ctx["exception"].args == (hook,)
     assert ctx["message"] == callback_message(_bad, (hook,))
@@ -136,7 +142,7 @@ def test_fd_callback_raising_stays_registered(loop, which):
             loop.add_writer(a, cb)
         run_until(loop, lambda: len(contexts) >= 3)
         for ctx in contexts:
-            assert set(ctx) == HANDLE_KEYS
+            assert keys(ctx) == HANDLE_KEYS
             # a plain Handle, not a TimerHandle (boucle's handles are C
             # types that mirror asyncio's without subclassing them)
             assert type(ctx["handle"]).__name__ == "Handle"
@@ -168,7 +174,7 @@ def test_signal_handler_callback_raising(loop):
             run_until(loop, lambda: len(contexts) == n)
         assert calls == ["usr1", "usr1"]    # still installed after raising
         for ctx in contexts:
-            assert set(ctx) == HANDLE_KEYS
+            assert keys(ctx) == HANDLE_KEYS
             assert type(ctx["exception"]) is MyError
             assert ctx["message"] == callback_message(on_signal, ("usr1",))
     finally:
@@ -199,7 +205,7 @@ def test_done_callback_raising(loop, kind):
     assert out == ["result"]     # the next done callback still runs
     assert len(contexts) == 1
     ctx = contexts[0]
-    assert set(ctx) == HANDLE_KEYS
+    assert keys(ctx) == HANDLE_KEYS
     assert type(ctx["exception"]) is MyError
     assert ctx["message"] == callback_message(cb, (fut,))
     assert_usable(loop)
@@ -277,7 +283,7 @@ def test_asyncgen_aclose_raising_when_collected(loop):
     assert len(contexts) == 1
     ctx = contexts[0]
     assert ctx["message"] == "Task exception was never retrieved"
-    assert set(ctx) == {"message", "exception", "future"}
+    assert keys(ctx) == {"message", "exception", "future"}
     assert type(ctx["exception"]) is MyError
     assert_usable(loop)
 
@@ -301,7 +307,7 @@ def test_asyncgen_aclose_raising_at_shutdown(loop):
     loop.run_until_complete(loop.shutdown_asyncgens())
     assert len(contexts) == 1
     ctx = contexts[0]
-    assert set(ctx) == {"message", "exception", "asyncgen"}
+    assert keys(ctx) == {"message", "exception", "asyncgen"}
     assert ctx["asyncgen"] is gens[0]
     assert ctx["message"].startswith("an error occurred during closing of asynchronous generator")
     assert type(ctx["exception"]) is MyError
@@ -385,7 +391,7 @@ def peer_reads_eof(peer):
 
 
 def assert_fatal(ctx, message, exc, tr, proto):
-    assert set(ctx) == TRANSPORT_KEYS
+    assert keys(ctx) == TRANSPORT_KEYS
     assert ctx["message"] == message
     assert ctx["exception"] is exc
     assert ctx["transport"] is tr
@@ -425,7 +431,7 @@ def test_stream_connection_made_raising_keeps_transport(loop, tcp_pair):
     tr = connect(loop, proto, ours)
     assert len(contexts) == 1
     ctx = contexts[0]
-    assert set(ctx) == HANDLE_KEYS
+    assert keys(ctx) == HANDLE_KEYS
     assert ctx["exception"] is proto.exc
     assert ctx["message"].startswith("Exception in callback ")
     assert "connection_made" in ctx["message"]
@@ -459,7 +465,7 @@ def test_stream_connection_lost_raising(loop, tcp_pair, how):
     assert proto.lost == [None]
     assert len(contexts) == 1
     ctx = contexts[0]
-    assert set(ctx) == HANDLE_KEYS
+    assert keys(ctx) == HANDLE_KEYS
     assert ctx["exception"] is proto.exc
     assert ctx["message"].startswith("Exception in callback ")
     assert "_call_connection_lost" in ctx["message"]
@@ -548,7 +554,7 @@ def test_buffered_protocol_hook_raising_is_fatal(loop, tcp_pair, fail):
     assert len(contexts) == 1
     ctx = contexts[0]
     if fail == "empty_buffer":
-        assert set(ctx) == TRANSPORT_KEYS
+        assert keys(ctx) == TRANSPORT_KEYS
         assert ctx["message"] == "Fatal error: protocol.get_buffer() call failed."
         assert type(ctx["exception"]) is RuntimeError
         assert str(ctx["exception"]) == "get_buffer() returned an empty buffer"
@@ -620,7 +626,7 @@ def _read_ready_context(ctx, proto):
     # asyncio: the exception escapes the transport's reader callback
     # (_read_ready), so it is reported as that callback's error and the
     # transport stays open
-    assert set(ctx) == HANDLE_KEYS
+    assert keys(ctx) == HANDLE_KEYS
     assert ctx["exception"] is proto.exc
     assert ctx["message"].startswith("Exception in callback ")
     assert "_read_ready" in ctx["message"]
@@ -776,7 +782,7 @@ def test_subprocess_protocol_hook_raising(loop, hook):
         assert proto.lost == [None]
         assert len(contexts) == 1
         ctx = contexts[0]
-        assert set(ctx) == HANDLE_KEYS
+        assert keys(ctx) == HANDLE_KEYS
         assert ctx["exception"] is proto.exc
         assert ctx["message"].startswith("Exception in callback ")
         assert proto.calls[0] == "connection_made"
@@ -891,7 +897,7 @@ def test_close_inside_running_callback_refused(loop):
     assert out == ["next"]
     assert len(contexts) == 1
     ctx = contexts[0]
-    assert set(ctx) == HANDLE_KEYS and ctx["handle"] is h
+    assert keys(ctx) == HANDLE_KEYS and ctx["handle"] is h
     assert type(ctx["exception"]) is RuntimeError
     assert str(ctx["exception"]) == "Cannot close a running event loop"
     assert not loop.is_closed()
@@ -999,7 +1005,8 @@ def test_close_with_pending_work(loop_factory):
 # Threads calling call_soon_threadsafe while the loop stops and closes
 
 
-def test_threadsafe_calls_racing_close(loop):
+@pytest.mark.parametrize("debug", [False, True], ids=["nodebug", "debug"])
+def test_threadsafe_calls_racing_close(loop, debug):
     # Several threads call call_soon_threadsafe nonstop while the loop runs,
     # stops and closes. What asyncio guarantees, and is asserted here:
     # every call either returns a handle or raises RuntimeError('Event loop
@@ -1007,6 +1014,9 @@ def test_threadsafe_calls_racing_close(loop):
     # the accepted callbacks of a thread run in order, each at most once,
     # with no gap; close() drops the accepted ones that did not run and
     # releases what they hold; no thread hangs.
+    # (In debug mode making a handle runs Python code, which lets other
+    # threads run in the middle of the call.)
+    loop.set_debug(debug)
     nthreads = 4
     accepted = [[] for _ in range(nthreads)]
     refused = [[] for _ in range(nthreads)]
