@@ -15,6 +15,7 @@ test_servers.py.
 import asyncio
 import errno
 import gc
+import inspect
 import logging
 import os
 import resource
@@ -22,6 +23,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 import warnings
 import weakref
 from asyncio import format_helpers
@@ -72,9 +74,14 @@ def nfds():
     return len(os.listdir("/proc/self/fd"))
 
 
-def callback_message(cb, args):
-    """asyncio's message for a callback that raised."""
-    return "Exception in callback " + format_helpers._format_callback_source(cb, args)
+_FORMAT_TAKES_DEBUG = "debug" in inspect.signature(format_helpers._format_callback_source).parameters
+
+
+def callback_message(loop, cb, args):
+    """asyncio's message for a callback that raised (3.13+ shows the
+    arguments in debug mode only)."""
+    kw = {"debug": loop.get_debug()} if _FORMAT_TAKES_DEBUG else {}
+    return "Exception in callback " + format_helpers._format_callback_source(cb, args, **kw)
 
 
 def assert_usable(loop):
@@ -117,7 +124,7 @@ def test_scheduled_callback_raising(loop, hook):
     assert keys(ctx) == HANDLE_KEYS
     assert ctx["handle"] is h
     assert type(ctx["exception"]) is MyError and ctx["exception"].args == (hook,)
-    assert ctx["message"] == callback_message(_bad, (hook,))
+    assert ctx["message"] == callback_message(loop, _bad, (hook,))
     assert_usable(loop)
 
 
@@ -148,7 +155,7 @@ def test_fd_callback_raising_stays_registered(loop, which):
             assert type(ctx["handle"]).__name__ == "Handle"
             assert not hasattr(ctx["handle"], "when")
             assert type(ctx["exception"]) is MyError
-            assert ctx["message"] == callback_message(cb, ())
+            assert ctx["message"] == callback_message(loop, cb, ())
         assert len(calls) == len(contexts)
         remove = loop.remove_reader if which == "reader" else loop.remove_writer
         assert remove(a) is True
@@ -176,7 +183,7 @@ def test_signal_handler_callback_raising(loop):
         for ctx in contexts:
             assert keys(ctx) == HANDLE_KEYS
             assert type(ctx["exception"]) is MyError
-            assert ctx["message"] == callback_message(on_signal, ("usr1",))
+            assert ctx["message"] == callback_message(loop, on_signal, ("usr1",))
     finally:
         assert loop.remove_signal_handler(signal.SIGUSR1) is True
     assert_usable(loop)
@@ -207,7 +214,7 @@ def test_done_callback_raising(loop, kind):
     ctx = contexts[0]
     assert keys(ctx) == HANDLE_KEYS
     assert type(ctx["exception"]) is MyError
-    assert ctx["message"] == callback_message(cb, (fut,))
+    assert ctx["message"] == callback_message(loop, cb, (fut,))
     assert_usable(loop)
 
 
@@ -591,6 +598,82 @@ def test_stream_base_exception_in_data_received_propagates(loop, tcp_pair, exc_t
     run_until(loop, lambda: proto.lost)
     assert proto.lost == [None]
     assert contexts == []
+
+
+class KIBufProto(BufProto):
+    def __init__(self, fail, exc):
+        super().__init__(fail=fail)
+        self.exc = exc
+        self.armed = True
+
+    def get_buffer(self, sizehint):
+        if self.fail == "get_buffer" and self.armed:
+            self.armed = False
+            raise self.exc
+        return self.buf
+
+    def buffer_updated(self, n):
+        self.data += self.buf[:n]
+        if self.fail == "buffer_updated" and self.armed:
+            self.armed = False
+            raise self.exc
+
+
+@pytest.mark.parametrize("exc_type", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("hook", ["get_buffer", "buffer_updated", "eof_received",
+                                  "pause_writing", "pipe_data_received"])
+def test_transport_hook_base_exception_propagates(loop, tcp_pair, hook, exc_type):
+    # SystemExit and KeyboardInterrupt from any protocol hook leave
+    # run_until_complete() as they do on asyncio, without a report to the
+    # exception handler; the loop then runs on and the transport can be
+    # closed normally
+    ours, peer = tcp_pair
+    contexts = collect(loop)
+    exc = exc_type("out")
+    w = None
+    if hook in ("get_buffer", "buffer_updated"):
+        proto = KIBufProto(hook, exc)
+        tr = connect(loop, proto, ours)
+        peer.sendall(b"data")
+    elif hook == "pipe_data_received":
+        r, w = os.pipe()
+        proto = HookProto(fail=["data_received"], exc=exc)
+        tr, _ = loop.run_until_complete(loop.connect_read_pipe(lambda: proto, os.fdopen(r, "rb", 0)))
+        os.write(w, b"data")
+    else:
+        proto = HookProto(fail=[hook], exc=exc)
+        ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        tr = connect(loop, proto, ours)
+        if hook == "eof_received":
+            peer.shutdown(socket.SHUT_WR)
+        else:
+            # pause_writing() is called by write(): the exception leaves
+            # write(), and the data has been taken all the same
+            tr.set_write_buffer_limits(high=1024)
+            with pytest.raises(exc_type):
+                tr.write(b"x" * (1 << 20))
+    try:
+        if hook != "pause_writing":
+            with pytest.raises(exc_type):
+                run_until(loop, lambda: False)
+            assert asyncio._get_running_loop() is None
+    finally:
+        if w is not None:
+            os.close(w)
+    if isinstance(proto, HookProto):
+        proto.fail.clear()
+    tr.close()
+    if hook == "pause_writing":
+        got = []
+        th = threading.Thread(target=lambda: got.append(len(peer_reads_eof(peer))))
+        th.start()
+        run_until(loop, lambda: proto.lost)
+        th.join(10)
+        assert got == [1 << 20]
+    run_until(loop, lambda: proto.lost)
+    assert contexts == []
+    assert_usable(loop)
 
 
 # ---------------------------------------------------------------------------
@@ -1039,6 +1122,8 @@ def test_threadsafe_calls_racing_close(loop, debug):
                 accepted[t].append((i, weakref.ref(tok)))
             del tok
             i += 1
+            if i % 32 == 0:
+                time.sleep(0)       # let the loop's thread have the GIL too
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in range(nthreads)]
     for th in threads:
@@ -1069,6 +1154,39 @@ def test_threadsafe_calls_racing_close(loop, debug):
         assert leftovers == 0
     else:
         assert leftovers <= nthreads
+
+
+def test_threadsafe_call_while_another_thread_closes(boucle_loop):
+    # Deterministic form of the race above, for boucle: in debug mode
+    # call_soon_threadsafe runs Python code (the callback checks) after its
+    # closed check, and another thread may close the loop then -- simulated
+    # here by the callback's attribute look-up. The call must not queue into
+    # the closed loop, where nothing would ever run or release it: it
+    # raises as for any closed loop. (asyncio's own Python loop does queue
+    # the handle there.)
+    loop = boucle_loop
+    loop.set_debug(True)
+
+    class Callback:
+        closed = False
+
+        def __call__(self):
+            pass
+
+        def __getattr__(self, name):       # looked up by the debug checks
+            if not Callback.closed:
+                Callback.closed = True
+                loop.close()
+            raise AttributeError(name)
+
+    cb = Callback()
+    ref = weakref.ref(cb)
+    with pytest.raises(RuntimeError, match="^Event loop is closed$"):
+        loop.call_soon_threadsafe(cb)
+    assert Callback.closed
+    del cb
+    gc.collect()
+    assert ref() is None
 
 
 def loop_is_boucle(loop):
