@@ -542,7 +542,13 @@ def main():
     if args.conns < 1 or args.client_procs < 1 or args.duration <= 0:
         ap.error("--conns, --client-procs and --duration must be positive")
     args.client_procs = min(args.client_procs, args.conns)
-    return conduct(args)
+    try:
+        return conduct(args)
+    except (OSError, RuntimeError, ValueError) as exc:
+        # a process died or stopped answering (its /proc entry gone, its
+        # output cut short or not JSON): the others are killed by now
+        print("soak: FAIL: %s: %s" % (type(exc).__name__, exc), flush=True)
+        return 1
 
 
 if __name__ == "__main__":
