@@ -122,9 +122,20 @@ class Loop(_core.Loop, SignalMixin, SocketMixin, UnixMixin, TransportMixin,
 
     # -- called by the C core ------------------------------------------
 
-    def _report_callback_error(self, handle, exc):
+    def _report_callback_error(self, handle, exc, callback="_read_ready"):
         # What asyncio's Handle._run does when the callback raises.
-        if isinstance(handle, _core.Handle):
+        # ``handle`` is a Handle, or a C transport whose I/O work raised.
+        if not isinstance(handle, _core.Handle):
+            # asyncio runs a transport's I/O as its reader (writer) Handle
+            # and reports "Exception in callback X._read_ready()" with that
+            # Handle in the context: build the same context (the datagram
+            # and read-pipe transports let data_received(),
+            # datagram_received() or error_received() exceptions out, as
+            # asyncio's do).
+            cb = getattr(handle, callback, None)
+            if cb is not None:
+                handle = events.Handle(cb, (), self)
+        if isinstance(handle, (_core.Handle, events.Handle)):
             cb = _format_callback(handle._callback, handle._args, self._debug)
             context = {
                 'message': f'Exception in callback {cb}',

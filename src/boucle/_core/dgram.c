@@ -823,6 +823,25 @@ dgram_sendto_ready(bcl_dgram *self)
     return 0;
 }
 
+/* An exception escaped _sendto_ready (error_received() raised): report it
+ * as asyncio reports its writer callback's error, naming _sendto_ready (the
+ * loop's reporter names _read_ready unless told otherwise). SystemExit and
+ * KeyboardInterrupt propagate. 0, or -1 with an exception set. */
+static int
+dgram_report_writer_error(bcl_dgram *self)
+{
+    if (bcl_io_fatal_raised())
+        return -1;
+    PyObject *exc = bcl_fetch_exception();
+    PyObject *r = PyObject_CallMethod((PyObject *)self->loop, "_report_callback_error", "OOs",
+                                      (PyObject *)self, exc, "_sendto_ready");
+    Py_DECREF(exc);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* Readiness of the fd (queued by the loop, in asyncio's order). asyncio
  * runs the reader and the writer as two callbacks: the writer still runs
  * when the reader raised, after the error has been reported. */
@@ -851,8 +870,11 @@ dgram_on_event(PyObject *obj, int mask)
             goto out;
         }
     }
-    if ((mask & BCL_EV_WRITE) && (self->interest & BCL_EV_WRITE))
+    if ((mask & BCL_EV_WRITE) && (self->interest & BCL_EV_WRITE)) {
         rc = dgram_sendto_ready(self);
+        if (rc < 0 && self->loop != NULL)
+            rc = dgram_report_writer_error(self);
+    }
 out:
     if (ctx != NULL) {
         PyObject *saved = PyErr_Occurred() ? bcl_fetch_exception() : NULL;

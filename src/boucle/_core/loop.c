@@ -397,6 +397,13 @@ loop_call_soon_impl(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf,
     bcl_handle *h = loop_make_handle(self, &bcl_handle_type, args[0], args + 1, nargs - 1, context);
     if (h == NULL)
         return NULL;
+    if (self->closed) {
+        /* In debug mode the checks and the source traceback run Python
+         * code, during which another thread may close the loop: never
+         * queue into a closed loop (close() would not release it). */
+        Py_DECREF(h);
+        return raise_closed();
+    }
     if (bcl_ready_push(&self->ready, (PyObject *)h, NULL, 0) < 0) {
         Py_DECREF(h);
         return NULL;

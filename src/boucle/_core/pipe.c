@@ -247,6 +247,19 @@ rpipe_io_ready(PyObject *op, int mask)
     return r;
 }
 
+/* asyncio's _read_ready(), the callback of its reader Handle. When
+ * data_received() raises, asyncio reports "Exception in callback
+ * _UnixReadPipeTransport._read_ready()" with that Handle in the context; the
+ * loop's reporter builds the same context from this method. */
+static PyObject *
+rpipe_read_ready_meth(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    bcl_stream *self = (bcl_stream *)op;
+    if (self->loop != NULL && !self->closing && rpipe_read_ready(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static int
 rpipe_start(PyObject *op, int arg)
 {
@@ -297,6 +310,7 @@ static PyMethodDef rpipe_methods[] = {
     {"_close", rpipe_close_exc, METH_O, NULL},
     {"_fatal_error", (PyCFunction)(void (*)(void))rpipe_fatal_meth, METH_VARARGS | METH_KEYWORDS, NULL},
     {"_call_connection_lost", pipe_call_connection_lost, METH_O, NULL},
+    {"_read_ready", rpipe_read_ready_meth, METH_NOARGS, NULL},
     {NULL}
 };
 
