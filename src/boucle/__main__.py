@@ -23,7 +23,7 @@ def format_stats(n, st):
     poll = st["poll_seconds"]
     busy = run - poll
     lines = [
-        f"boucle stats, loop {n}: {st['iterations']} iterations, {st['callbacks']} callbacks, "
+        f"boucle stats, loop {n} ({st['backend']}): {st['iterations']} iterations, {st['callbacks']} callbacks, "
         f"{st['io_events']} I/O events, {st['timers_fired']} timers fired",
         f"  {run:.3f} s running: {busy:.3f} s in callbacks and the loop, "
         f"{poll:.3f} s waiting for I/O or timers"

@@ -1233,12 +1233,13 @@ loop_stats(bcl_loop *self, PyObject *Py_UNUSED(ignored))
     PyObject *d = bcl_stats_as_dict(&self->stats);
     if (d == NULL)
         return NULL;
-    PyObject *g = Py_BuildValue("{snsnsnsisO}",
+    PyObject *g = Py_BuildValue("{snsnsnsisOss}",
                                 "ready", self->ready.len,
                                 "timers", self->timers.len - self->timers.ncancelled,
                                 "timers_cancelled", self->timers.ncancelled,
                                 "fds", self->nfds,
-                                "closed", self->closed ? Py_True : Py_False);
+                                "closed", self->closed ? Py_True : Py_False,
+                                "backend", bcl_poller_name(&self->poller));
     if (g == NULL || PyDict_Update(d, g) < 0) {
         Py_XDECREF(g);
         Py_DECREF(d);
