@@ -197,6 +197,29 @@ def test_close_after_remove_reader_releases_the_socket(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_loop_close_releases_watched_sockets(backend):
+    # a reader left registered when the loop closes must not keep the
+    # socket alive once the program closes it
+    loop = boucle.new_event_loop(backend=backend)
+    listener = socket.socket()
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.setblocking(False)
+        addr = listener.getsockname()
+        loop.add_reader(listener.fileno(), lambda: None)
+        loop.run_until_complete(asyncio.sleep(0))          # armed
+        loop.close()
+        listener.close()
+        with socket.socket() as c:
+            with pytest.raises(ConnectionRefusedError):
+                c.connect(addr)
+    finally:
+        loop.close()
+        listener.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_interest_toggled_many_times_in_one_iteration(backend):
     # io_uring defers interest changes to the next wait; the net effect of
     # many changes is what counts.

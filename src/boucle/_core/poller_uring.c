@@ -185,6 +185,10 @@ fail:
     return err;
 }
 
+/* Closing the ring's last reference (the mappings go first) makes the
+ * kernel remove its poll requests before close() returns, so no socket
+ * stays pinned by a request of a closed loop (test_backend checks it). In a
+ * forked child the parent still holds the ring: only our handle goes. */
 void
 bcl_uring_close(bcl_poller *p)
 {
