@@ -30,7 +30,11 @@ $(VPY):
 
 venv: $(VPY)
 
+# build/ goes first: setuptools reuses an object file newer than its source
+# whatever flags built it, so a sanitizer build after a plain one (or the
+# other way round) would silently link the other build's objects.
 build: $(VPY)
+	rm -rf build
 	BOUCLE_CFLAGS="$(WERROR) $(EXTRA_CFLAGS)" BOUCLE_LDFLAGS="$(EXTRA_LDFLAGS)" \
 	    $(VPY) -m pip install $(PIP_QUIET) --no-build-isolation --force-reinstall --no-deps .
 	$(VPY) -m pip install $(PIP_QUIET) $(TEST_DEPS)
@@ -56,6 +60,9 @@ test-asan:
 	$(MAKE) build VENV=.venv-asan-$(PYVER) \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
+	@so=$$(.venv-asan-$(PYVER)/bin/python -c 'import importlib.util as u; print(u.find_spec("boucle._core").origin)') && \
+	    nm -D "$$so" | grep -q __asan_report && nm -D "$$so" | grep -q __ubsan_handle || \
+	    { echo "test-asan: $$so is not instrumented"; exit 1; }
 	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
 	    ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
