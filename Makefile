@@ -60,7 +60,7 @@ test-asan:
 	$(MAKE) build VENV=.venv-asan-$(PYVER) \
 	    EXTRA_CFLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -O1 -g" \
 	    EXTRA_LDFLAGS="-fsanitize=address,undefined"
-	@so=$$(.venv-asan-$(PYVER)/bin/python -c 'import importlib.util as u; print(u.find_spec("boucle._core").origin)') && \
+	@so=$$(ls .venv-asan-$(PYVER)/lib/python*/site-packages/boucle/_core*.so) && \
 	    nm -D "$$so" | grep -q __asan_report && nm -D "$$so" | grep -q __ubsan_handle || \
 	    { echo "test-asan: $$so is not instrumented"; exit 1; }
 	LD_PRELOAD="$(ASAN_LIB) $(UBSAN_LIB)" \
