@@ -169,6 +169,13 @@ def decode(data):
     plan["proto"] = ("protocol", "buffered", "streams", "protocol")[(hdr >> 2) & 3]
     plan["dgram"] = ("none", "unix", "udp", "none")[(hdr >> 4) & 3]
     plan["sock"] = bool(hdr & 0x40)
+    if hdr & 0x80 and plan["stream"] != "none":
+        # Pipe transports instead (the stream machinery's other users):
+        # connect_write_pipe on os.pipe() or on a socket, connect_read_pipe
+        # on os.pipe().  The peer is the raw other end.
+        plan["stream"] = {"unix": "pipe_w", "tcp": "pipe_r",
+                          "tcp_connect": "pipe_w_sock"}[plan["stream"]]
+        plan["proto"] = "protocol"
     flags = inp.byte()
     plan["eof_keep_open"] = bool(flags & 1)
     plan["pause_in_made"] = bool(flags & 2)
@@ -301,7 +308,7 @@ class Recorder:
             self.chk.fail("connection_made twice")
         self.made = True
         self.transport = transport
-        if self.run.plan["pause_in_made"]:
+        if self.run.plan["pause_in_made"] and self.run.can_read:
             transport.pause_reading()
             self.run.reading_paused = True
 
@@ -465,9 +472,11 @@ class Peer:
         self.closed = False
         self.shut_wr = False
         self.rst = False
+        self.can_read = True
+        self.can_send = True
 
     def read_some(self, n):
-        if self.closed or self.eof or self.error:
+        if self.closed or self.eof or self.error or not self.can_read:
             return
         try:
             data = self.sock.recv(n)
@@ -491,7 +500,7 @@ class Peer:
                 return
 
     def start_reading(self):
-        if not (self.reading or self.closed or self.eof or self.error):
+        if not (self.reading or self.closed or self.eof or self.error or not self.can_read):
             self.loop.add_reader(self.sock.fileno(), self._readable)
             self.reading = True
 
@@ -501,7 +510,7 @@ class Peer:
             self.loop.remove_reader(self.sock.fileno())
 
     def send(self, n, kind):
-        if self.closed or self.shut_wr or n == 0:
+        if self.closed or self.shut_wr or n == 0 or not self.can_send:
             return
         try:
             k = self.sock.send(make_buffer(n, self.sent, kind))
@@ -513,6 +522,10 @@ class Peer:
         self.sent += k
 
     def shutdown_wr(self):
+        if isinstance(self.sock, PipeEnd):
+            if self.can_send:
+                self.close()        # a pipe's writer half-closes by closing
+            return
         if not (self.closed or self.shut_wr):
             self.shut_wr = True
             try:
@@ -524,7 +537,7 @@ class Peer:
         if self.closed:
             return
         self.stop_reading()
-        if rst and self.sock.family != socket.AF_UNIX:
+        if rst and self.sock.family == socket.AF_INET:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\1\0\0\0\0\0\0\0")
             self.rst = True
         self.closed = True
@@ -532,6 +545,31 @@ class Peer:
 
 
 _ABSTRACT = 0
+
+
+class PipeEnd:
+    """The raw end of an os.pipe(), with the socket methods Peer uses."""
+    family = None
+
+    def __init__(self, fd):
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+    def setblocking(self, flag):
+        os.set_blocking(self.fd, flag)
+
+    def recv(self, n):
+        return os.read(self.fd, n)
+
+    def send(self, data):
+        return os.write(self.fd, data)
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def socketpair_tcp():
@@ -571,6 +609,9 @@ class Run:
         self.reading_paused = False
         self.resumed_since_eof = False
         self.expect_fuzz_error = False   # a callback failed on purpose
+        self.is_pipe = False
+        self.can_write = True            # (False: a read pipe)
+        self.can_read = True             # (False: a write pipe)
         self.writer = None
         self.read_task = None
         # datagram
@@ -594,7 +635,8 @@ class Run:
     # -- helpers --------------------------------------------------------
 
     def write_stopped(self):
-        return self.tr is None or self.eof_written or self.closed_locally
+        return (self.tr is None or self.eof_written or self.closed_locally
+                or not self.can_write)
 
     def do_write(self, n, kind):
         tr = self.tr
@@ -602,6 +644,7 @@ class Run:
             # asyncio 3.12's write() after a close() whose buffer drained
             # hits self._loop = None (AttributeError): nothing to compare.
             return
+        self._closing_by_itself()
         try:
             if self.writer is not None:
                 self.writer.write(make_buffer(n, self.written, kind))
@@ -615,6 +658,12 @@ class Run:
         if self.eof_written:
             self.chk.fail("write() after write_eof() did not raise")
         self.written += n
+
+    def _closing_by_itself(self):
+        # A transport that closed on its own (a write pipe whose reader
+        # went away, a fatal error) drops later writes: they are not owed.
+        if self.committed is None and self.tr.is_closing():
+            self.committed = self.written
 
     def do_close(self):
         if self.tr is None:
@@ -630,6 +679,13 @@ class Run:
             self.chk.fail("is_closing() is False after close()")
 
     def do_abort(self):
+        if not self.can_write:
+            return self.do_close()      # (asyncio's read pipe has no abort())
+        if DIFF_MODE and self.tr.is_closing():
+            # asyncio 3.12's write pipe: abort() once it closed itself hits
+            # self._loop = None.  Nothing to compare: leave it closed.
+            self.closed_locally = True
+            return
         if not self.tr.is_closing():
             self.aborted_open = True
         self.closed_locally = True
@@ -647,7 +703,10 @@ class Run:
         if kind != "none":
             factory = {"protocol": RecProtocol, "buffered": RecBuffered,
                        "streams": RecStreams}[plan["proto"]]
-            if kind == "unix":
+            if kind.startswith("pipe"):
+                await self.setup_pipe(kind, factory)
+                kind = "none"
+            elif kind == "unix":
                 a, b = socket.socketpair()
             elif kind == "tcp":
                 a, b = socketpair_tcp()
@@ -656,7 +715,7 @@ class Run:
                 lsn.bind(("127.0.0.1", 0))
                 lsn.listen(1)
                 self.socks.append(lsn)
-            if plan["small_bufs"] and kind != "tcp_connect":
+            if plan["small_bufs"] and kind in ("unix", "tcp"):
                 # Small kernel buffers: more partial writes and EAGAIN.  TCP
                 # gets less small ones: a window of a few KiB meets delayed
                 # ACKs and moves megabytes at a crawl.
@@ -665,7 +724,9 @@ class Run:
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
                     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
             # The transport owns a (and closes it); the run owns b.
-            if kind == "unix":
+            if kind == "none":
+                pass
+            elif kind == "unix":
                 self.socks.append(b)
                 tr, proto = await loop.connect_accepted_socket(lambda: factory(self), a)
             elif kind == "tcp":
@@ -676,11 +737,13 @@ class Run:
                 tr, proto = await loop.create_connection(lambda: factory(self), host, port)
                 b, _ = lsn.accept()
                 self.socks.append(b)
-            self.tr, self.proto = tr, proto
-            self.peer = Peer(self, b, "peer", "transport->peer")
+            if self.tr is None:
+                self.tr, self.proto = tr, proto
+                self.peer = Peer(self, b, "peer", "transport->peer")
+            tr, proto = self.tr, self.proto
             if plan["proto"] == "streams":
                 self.writer = asyncio.StreamWriter(tr, proto, proto.reader, loop)
-            if plan["limits"] is not None:
+            if plan["limits"] is not None and self.can_write:
                 tr.set_write_buffer_limits(*plan["limits"])
             if not proto.made:
                 self.chk.fail("connection_made not called when create_connection returned")
@@ -717,6 +780,33 @@ class Run:
             self.ksock = a
             self.kpeer = Peer(self, b, "sock-peer", "sock_sendall->peer")
             self.k_in = StreamIn(self.chk, "peer->sock_recv")
+
+    async def setup_pipe(self, kind, factory):
+        loop = self.loop
+        # A write pipe does not read (data from the peer would read as
+        # "closed"), a read pipe does not write.
+        self.is_pipe = True
+        self.can_write = kind != "pipe_r"
+        self.can_read = kind == "pipe_r"
+        if kind == "pipe_w_sock":
+            a, b = socket.socketpair()
+            self.socks.append(b)
+            tr, proto = await loop.connect_write_pipe(lambda: factory(self), a)
+        else:
+            r, w = os.pipe()
+            if kind == "pipe_w":
+                b = PipeEnd(r)
+                tr, proto = await loop.connect_write_pipe(
+                    lambda: factory(self), os.fdopen(w, "wb", buffering=0))
+            else:
+                b = PipeEnd(w)
+                tr, proto = await loop.connect_read_pipe(
+                    lambda: factory(self), os.fdopen(r, "rb", buffering=0))
+            self.socks.append(b)
+        self.tr, self.proto = tr, proto
+        self.peer = Peer(self, b, "peer", "transport->peer")
+        self.peer.can_send = self.can_read
+        self.peer.can_read = self.can_write
 
     # -- operations -----------------------------------------------------
 
@@ -793,12 +883,28 @@ class Run:
 
     async def stream_op(self, name, arg):
         tr, peer, chk = self.tr, self.peer, self.chk
+        if not self.can_write and name in ("write", "writelines", "limits", "write_eof",
+                                           "abort", "set_protocol"):
+            # (a read pipe has no write side; asyncio's has no abort(); and
+            # its set_protocol() is BaseTransport's NotImplementedError)
+            return
+        if not self.can_read and name in ("pause_reading", "resume_reading"):
+            return
+        if self.is_pipe and name == "write_eof":
+            # A write pipe's write_eof() is a close(): later writes are
+            # dropped, not refused.
+            if not self.closed_locally and not self.aborted:
+                self.committed = self.written if self.committed is None else self.committed
+                self.closed_locally = True
+                tr.write_eof()
+            return
         if name == "write":
             if not self.aborted:
                 self.do_write(*arg)
         elif name == "writelines":
             if self.aborted or (DIFF_MODE and self.closed_locally):
                 return
+            self._closing_by_itself()
             bufs = []
             off = self.written
             for n in arg:
@@ -870,11 +976,13 @@ class Run:
             if not (DIFF_MODE and self.closed_locally):   # (as in do_write)
                 self.do_abort()
         elif name == "query":
-            size = tr.get_write_buffer_size()
-            if size < 0:
-                chk.fail("get_write_buffer_size() = %d" % size)
-            if tr.get_extra_info("socket") is None and not self.proto.lost:
-                chk.fail("get_extra_info('socket') is None on an open transport")
+            if self.can_write:
+                size = tr.get_write_buffer_size()
+                if size < 0:
+                    chk.fail("get_write_buffer_size() = %d" % size)
+            key = "pipe" if self.is_pipe else "socket"
+            if tr.get_extra_info(key) is None and not self.proto.lost:
+                chk.fail("get_extra_info(%r) is None on an open transport" % key)
             chk.note("is_closing", tr.is_closing() == (self.closed_locally or self.proto.lost))
         elif name == "set_protocol":
             # Hand the transport the protocol it already has: exercises the
@@ -1043,7 +1151,8 @@ class Run:
                 end = self.plan["end"]
                 if end == "abort":
                     self.do_abort()
-                elif end == "write_eof" and not self.eof_written and self.tr.can_write_eof():
+                elif (end == "write_eof" and not self.is_pipe and not self.eof_written
+                      and self.tr.can_write_eof()):
                     if self.committed is None:
                         self.committed = self.written
                     try:
@@ -1064,7 +1173,8 @@ class Run:
             except asyncio.TimeoutError:
                 chk.fail("stream: not finished 5 s after close/abort/write_eof with the peer "
                          "reading (lost=%s, buffered=%d, peer eof=%s err=%r closed=%s)"
-                         % (self.proto.lost, self.tr.get_write_buffer_size(), self.peer.eof,
+                         % (self.proto.lost,
+                            self.tr.get_write_buffer_size() if self.can_write else -1, self.peer.eof,
                             self.peer.error, self.peer.closed))
             self.check_stream()
         if self.dtr is not None:
