@@ -195,6 +195,7 @@ def decode(data):
     plan["empty_buffer"] = bool(react & 16)       # ... get_buffer() -> b""
     plan["write_in_resume"] = bool(react & 32)    # resume_writing() writes
     plan["pause_in_made"] = plan["pause_in_made"] and bool(react & 64)
+    plan["end_in_made"] = bool(flags & 0x80) and plan["react_at"] < 20000
     if inp.bool():
         low = inp.int(0, 20000)
         plan["limits"] = (low + inp.int(0, 70000), low)     # (high, low)
@@ -308,9 +309,18 @@ class Recorder:
             self.chk.fail("connection_made twice")
         self.made = True
         self.transport = transport
-        if self.run.plan["pause_in_made"] and self.run.can_read:
+        run = self.run
+        if run.plan["pause_in_made"] and run.can_read:
             transport.pause_reading()
-            self.run.reading_paused = True
+            run.reading_paused = True
+        if run.plan["end_in_made"]:
+            # Close or abort from connection_made, before the caller of
+            # create_connection() even has the transport.
+            run.tr = transport
+            if run.plan["react_at"] & 1:
+                run.do_abort()
+            else:
+                run.do_close()
 
     def connection_lost(self, exc):
         self._alive("connection_lost")
@@ -737,7 +747,7 @@ class Run:
                 tr, proto = await loop.create_connection(lambda: factory(self), host, port)
                 b, _ = lsn.accept()
                 self.socks.append(b)
-            if self.tr is None:
+            if kind != "none":          # (setup_pipe did this for a pipe)
                 self.tr, self.proto = tr, proto
                 self.peer = Peer(self, b, "peer", "transport->peer")
             tr, proto = self.tr, self.proto
