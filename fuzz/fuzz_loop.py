@@ -1116,9 +1116,9 @@ class Run:
         elif name == "k_peer_send":
             self.kpeer.send(*arg)
         elif name == "k_peer_read":
-            self.kpeer.read_some(arg)
             if self.k_tainted_out:
                 self.kpeer.incoming.tainted = True
+            self.kpeer.read_some(arg)
 
     def _k_reap_send(self):
         t = self.k_send_task
