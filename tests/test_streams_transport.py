@@ -1006,3 +1006,28 @@ def test_unix_socketpair_transport(loop):
 
     same, events = run(loop, main())
     assert same and events == ["eof", "lost"]
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_event_polled_while_paused_does_not_read_after_resume(loop):
+    """Found by fuzz/fuzz_loop.py --diff.  An I/O event only runs the
+    callbacks registered when it was polled: asyncio queues the writer (and
+    not the reader) for a transport whose reading is paused, even if
+    resume_reading() runs before that writer.  Here the peer closes with
+    unread data: reading would give ECONNRESET, writing gives EPIPE, and
+    asyncio reports the write error."""
+    async def main():
+        a, b = socket.socketpair()
+        tr, pr = await loop.connect_accepted_socket(lambda: Recorder(loop), a)
+        tr.pause_reading()
+        tr.write(b"x" * 4_000_000)           # more than the socket takes
+        assert tr.get_write_buffer_size() > 0
+        b.close()                             # unread data: a reset
+        # The task resumes before the I/O work this iteration queued behind
+        # it: the event was polled with reading paused.
+        await asyncio.sleep(0)
+        tr.resume_reading()
+        return await pr.lost
+
+    exc = run(loop, main())
+    assert isinstance(exc, BrokenPipeError), repr(exc)
