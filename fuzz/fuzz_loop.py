@@ -839,6 +839,15 @@ class Run:
             state["cancelled"] = True
             raise
 
+    async def pause_ms(self, ms):
+        if DIFF_MODE:
+            # A faster loop does more iterations (and reads) per millisecond:
+            # count iterations instead, so both loops see the same schedule.
+            for _ in range(10 * ms):
+                await asyncio.sleep(0)
+        else:
+            await asyncio.sleep(ms / 1000)
+
     async def op(self, name, arg):
         loop = self.loop
         if name == "soon":
@@ -885,7 +894,7 @@ class Run:
             for _ in range(arg):
                 await asyncio.sleep(0)
         elif name == "sleep":
-            await asyncio.sleep(arg / 1000)
+            await self.pause_ms(arg)
         elif name.startswith("d_"):
             self.dgram_op(name, arg)
         elif name.startswith("k_"):
@@ -1153,7 +1162,7 @@ class Run:
                 for _ in range(3):
                     await asyncio.sleep(0)
             elif gap == 3:
-                await asyncio.sleep(0.001)
+                await self.pause_ms(1)
         await self.settle()
 
     async def settle(self):
