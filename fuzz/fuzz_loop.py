@@ -315,7 +315,10 @@ class Recorder:
         if run.plan["pause_in_made"] and run.can_read and not (DIFF_MODE and PY < (3, 12)):
             transport.pause_reading()
             run.reading_paused = True
-        if run.plan["end_in_made"]:
+        if run.plan["end_in_made"] and not run.is_pipe:
+            # (not for pipes: in debug mode asyncio's connect_*_pipe logs
+            # pipe.fileno() after connection_made, and that raises on a
+            # pipe closed there, on asyncio's own loop too)
             # Close or abort from connection_made, before the caller of
             # create_connection() even has the transport.
             run.tr = transport
@@ -1403,7 +1406,7 @@ def run_plan(plan, factory):
             raise Violation("hang: the plan did not finish within %.0f s of loop time" % DEADLINE)
         finally:
             for tr, proto in ((run.tr, run.proto), (run.dtr, run.dproto)):
-                if tr is not None and not proto.lost:
+                if tr is not None and proto is not None and not proto.lost:
                     # (asyncio's read pipe has no abort())
                     getattr(tr, "abort", tr.close)()
             if run.peer is not None:
