@@ -461,13 +461,16 @@ class RecStreams(Recorder, asyncio.StreamReaderProtocol):
         Recorder.eof_received(self)
         return asyncio.StreamReaderProtocol.eof_received(self)
 
+    # The stream's own flow-control state first: the Recorder part may write
+    # (write_in_resume), and the transport may then call pause_writing()
+    # from inside this resume_writing().
     def pause_writing(self):
-        Recorder.pause_writing(self)
         asyncio.StreamReaderProtocol.pause_writing(self)
+        Recorder.pause_writing(self)
 
     def resume_writing(self):
-        Recorder.resume_writing(self)
         asyncio.StreamReaderProtocol.resume_writing(self)
+        Recorder.resume_writing(self)
 
 
 class Peer:
