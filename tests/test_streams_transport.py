@@ -1031,3 +1031,34 @@ def test_event_polled_while_paused_does_not_read_after_resume(loop):
 
     exc = run(loop, main())
     assert isinstance(exc, BrokenPipeError), repr(exc)
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_pause_then_resume_drops_the_read_event_already_polled(loop):
+    """Found by fuzz/fuzz_loop.py --diff.  pause_reading() cancels the
+    reader handle asyncio has already queued for this iteration, and a
+    resume_reading() in the same callback registers a new one that only the
+    next poll can queue: the data (here an EOF) arrives one iteration later,
+    not in the iteration of the pause/resume pair."""
+    async def main():
+        a, b = socket.socketpair()
+        tr, pr = await loop.connect_accepted_socket(lambda: Recorder(loop, keep_open=True), a)
+        await asyncio.sleep(0)
+        b.shutdown(socket.SHUT_WR)
+        # Resumed before the EOF event this iteration polls, which is queued
+        # behind this task's step.
+        await asyncio.sleep(0)
+        tr.pause_reading()
+        tr.resume_reading()
+        await asyncio.sleep(0)        # the iteration of the pause/resume
+        seen_then = list(pr.events)
+        await asyncio.sleep(0)        # the next poll reports the EOF again
+        seen_next = list(pr.events)
+        tr.close()
+        b.close()
+        await pr.lost
+        return seen_then, seen_next
+
+    seen_then, seen_next = run(loop, main())
+    assert seen_then == ["made"]
+    assert seen_next == ["made", "eof"]
