@@ -854,6 +854,25 @@ class Run:
         else:
             await asyncio.sleep(ms / 1000)
 
+    async def bounded(self, coro, ms):
+        """await coro for at most ms milliseconds (TimeoutError after);
+        under --diff, for 10 * ms loop iterations instead (see pause_ms)."""
+        if not DIFF_MODE:
+            return await asyncio.wait_for(coro, ms / 1000)
+        task = self.loop.create_task(coro)
+        for _ in range(10 * ms):
+            if task.done():
+                break
+            await asyncio.sleep(0)
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            raise asyncio.TimeoutError
+        return task.result()
+
     async def op(self, name, arg):
         loop = self.loop
         if name == "soon":
@@ -1041,7 +1060,7 @@ class Run:
             if self.writer is None:
                 return
             try:
-                data = await asyncio.wait_for(self.proto.reader.read(arg), 0.005)
+                data = await self.bounded(self.proto.reader.read(arg), 5)
             except (asyncio.TimeoutError, OSError, RuntimeError, FuzzError):
                 return      # (read() raises what connection_lost() got)
             self.proto.app_in.feed(data)
@@ -1049,7 +1068,7 @@ class Run:
             if self.writer is None:
                 return
             try:
-                await asyncio.wait_for(self.writer.drain(), 0.01)
+                await self.bounded(self.writer.drain(), 10)
             except (asyncio.TimeoutError, OSError, RuntimeError, FuzzError):
                 pass
 
