@@ -1006,3 +1006,59 @@ def test_unix_socketpair_transport(loop):
 
     same, events = run(loop, main())
     assert same and events == ["eof", "lost"]
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_event_polled_while_paused_does_not_read_after_resume(loop):
+    """Found by fuzz/fuzz_loop.py --diff.  An I/O event only runs the
+    callbacks registered when it was polled: asyncio queues the writer (and
+    not the reader) for a transport whose reading is paused, even if
+    resume_reading() runs before that writer.  Here the peer closes with
+    unread data: reading would give ECONNRESET, writing gives EPIPE, and
+    asyncio reports the write error."""
+    async def main():
+        a, b = socket.socketpair()
+        tr, pr = await loop.connect_accepted_socket(lambda: Recorder(loop), a)
+        tr.pause_reading()
+        tr.write(b"x" * 4_000_000)           # more than the socket takes
+        assert tr.get_write_buffer_size() > 0
+        b.close()                             # unread data: a reset
+        # The task resumes before the I/O work this iteration queued behind
+        # it: the event was polled with reading paused.
+        await asyncio.sleep(0)
+        tr.resume_reading()
+        return await pr.lost
+
+    exc = run(loop, main())
+    assert isinstance(exc, BrokenPipeError), repr(exc)
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_pause_then_resume_drops_the_read_event_already_polled(loop):
+    """Found by fuzz/fuzz_loop.py --diff.  pause_reading() cancels the
+    reader handle asyncio has already queued for this iteration, and a
+    resume_reading() in the same callback registers a new one that only the
+    next poll can queue: the data (here an EOF) arrives one iteration later,
+    not in the iteration of the pause/resume pair."""
+    async def main():
+        a, b = socket.socketpair()
+        tr, pr = await loop.connect_accepted_socket(lambda: Recorder(loop, keep_open=True), a)
+        await asyncio.sleep(0)
+        b.shutdown(socket.SHUT_WR)
+        # Resumed before the EOF event this iteration polls, which is queued
+        # behind this task's step.
+        await asyncio.sleep(0)
+        tr.pause_reading()
+        tr.resume_reading()
+        await asyncio.sleep(0)        # the iteration of the pause/resume
+        seen_then = list(pr.events)
+        await asyncio.sleep(0)        # the next poll reports the EOF again
+        seen_next = list(pr.events)
+        tr.close()
+        b.close()
+        await pr.lost
+        return seen_then, seen_next
+
+    seen_then, seen_next = run(loop, main())
+    assert seen_then == ["made"]
+    assert seen_next == ["made", "eof"]

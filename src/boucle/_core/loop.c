@@ -631,7 +631,11 @@ loop_dispatch_io(bcl_loop *self, bcl_poll_event *evs, int n)
         if (s == NULL)
             continue;
         if (s->owner != NULL) {
-            if (bcl_ready_push(&self->ready, s->owner, s->owner_fn, (int)m) < 0)
+            /* Only the directions registered now, when the event is polled
+             * (an error event wakes both): asyncio queues the reader only
+             * if one is registered at poll time, so a transport whose
+             * reading is resumed before this work runs must not read. */
+            if (bcl_ready_push(&self->ready, s->owner, s->owner_fn, (int)(m & s->events)) < 0)
                 return -1;
             continue;
         }

@@ -239,7 +239,7 @@ static int
 rpipe_io_ready(PyObject *op, int mask)
 {
     bcl_stream *self = (bcl_stream *)op;
-    if (self->loop == NULL || !(mask & BCL_EV_READ) || !self->want_read)
+    if (self->loop == NULL || !(mask & BCL_EV_READ) || !bcl_stream_read_live(self))
         return 0;
     int entered = bcl_stream_enter(self);
     int r = rpipe_read_ready(self);

@@ -207,6 +207,8 @@ bcl_stream_set_reading(bcl_stream *self, int on)
         self->want_read = old;
         return -1;
     }
+    if (old && !on && self->loop != NULL)
+        self->read_off_iter = self->loop->stats.iterations + 1;
     return 0;
 }
 
@@ -1430,7 +1432,7 @@ sock_io_ready(PyObject *op, int mask)
     if (self->loop == NULL)
         return 0;
     int entered = bcl_stream_enter(self);
-    if ((mask & BCL_EV_READ) && self->want_read)
+    if ((mask & BCL_EV_READ) && bcl_stream_read_live(self))
         r = sock_read_ready(self);
     if (r == 0 && (mask & BCL_EV_WRITE) && self->loop != NULL) {
         if (self->writable_waiter != NULL)

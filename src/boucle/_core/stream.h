@@ -91,6 +91,7 @@ typedef struct bcl_stream {
     char attached;            /* we own the loop's record of fd */
     char is_socket;           /* fd is a socket: send()/recv() with MSG_NOSIGNAL */
     char want_read;           /* asyncio would have a reader registered */
+    uint64_t read_off_iter;   /* 1 + the loop iteration in which want_read last went off */
     char want_write;          /* asyncio would have a writer registered */
     char closing;             /* close() (or a fatal error, EOF, ...) happened */
     char eof;                 /* write_eof() was called (sockets) */
@@ -100,6 +101,18 @@ typedef struct bcl_stream {
     char buffered;            /* protocol is an asyncio.BufferedProtocol */
     char lost_scheduled;      /* connection_lost is scheduled or done */
 } bcl_stream;
+
+/* Whether a read event queued in this iteration still has asyncio's reader
+ * handle behind it: reading is wanted, and was not turned off since the
+ * poll (remove_reader() cancels the queued handle; a resume_reading() in
+ * the same iteration registers a new one that only the next poll queues).
+ * Callbacks of an iteration all run after its poll, so "turned off in this
+ * iteration" is "turned off after the event was polled". */
+static inline int
+bcl_stream_read_live(const bcl_stream *self)
+{
+    return self->want_read && self->read_off_iter != self->loop->stats.iterations + 1;
+}
 
 /* Objects looked up once at init. Invariant: all set (strong) by
  * bcl_stream_init_type before any transport exists. */
