@@ -80,6 +80,7 @@ class SSLProtocol(sslproto.SSLProtocol):
             sslobj = self._sslobj
             if ((type(data) is bytes or type(data) is bytearray)
                     and type(sslobj) is _SSLObject):
+                n = None
                 try:
                     n = _ssl_write(sslobj._sslobj, self._outgoing, data, self._transport)
                     if n < len(data):
@@ -96,6 +97,10 @@ class SSLProtocol(sslproto.SSLProtocol):
                             or self._write_buffer_size >= self._outgoing_high_water):
                         self._control_app_writing()
                 except Exception as ex:
+                    if n is None:
+                        # sslobj.write failed: asyncio leaves the data queued
+                        self._write_backlog.append(data)
+                        self._write_buffer_size += len(data)
                     self._fatal_error(ex, 'Fatal error on SSL protocol')
                 return
         super()._write_appdata(list_of_data)
