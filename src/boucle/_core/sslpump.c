@@ -25,6 +25,14 @@
  * from the BIO earlier. The buffer grows if this is not enough. */
 #define BCL_SSL_SLACK (16 * 1024 + 256)
 
+/* The plaintext buffer is never smaller than asyncio's SSLProtocol.max_size
+ * (256 KiB), the size asyncio and uvloop allocate for every SSLObject.read;
+ * shrinking it afterwards is an in-place realloc. Sized to the data alone
+ * (pending + slack), the buffers of large messages kept glibc growing and
+ * trimming its heap: the 100 KiB streams benchmark took 8.0 page faults per
+ * request (3.0 with this floor; uvloop 6.4, boucle before this file 14). */
+#define BCL_SSL_MIN_CAP (256 * 1024)
+
 /* Objects looked up once, at module init.
  * Invariant: all strong references, set by bcl_sslpump_init and never changed.
  * again_read and again_syscall are asyncio.sslproto's SSLAgainErrors
@@ -120,6 +128,8 @@ bcl_ssl_read(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     if (cap < 0)
         goto error;
     cap += BCL_SSL_SLACK;
+    if (cap < BCL_SSL_MIN_CAP)
+        cap = BCL_SSL_MIN_CAP;
     data = PyBytes_FromStringAndSize(NULL, cap);
     if (data == NULL)
         goto error;
