@@ -28,6 +28,14 @@ _HAS_SSL_SHUTDOWN_TIMEOUT = sys.version_info >= (3, 11)
 _SSL_SHUTDOWN_TIMEOUT = getattr(constants, "SSL_SHUTDOWN_TIMEOUT", None)
 _ACCEPT_RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
+# 3.11+: asyncio's SSLProtocol with its data path in C (_sslproto.py); 3.10's
+# sslproto is another design and is used as it is.
+_BASE_SSL_PROTOCOL = sslproto.SSLProtocol
+if _HAS_SSL_SHUTDOWN_TIMEOUT and hasattr(_core, "_ssl_read"):
+    from ._sslproto import SSLProtocol as _FastSSLProtocol
+else:
+    _FastSSLProtocol = _BASE_SSL_PROTOCOL
+
 
 class TransportMixin:
     __slots__ = ()
@@ -47,7 +55,10 @@ class TransportMixin:
         kwargs = {"ssl_handshake_timeout": ssl_handshake_timeout}
         if _HAS_SSL_SHUTDOWN_TIMEOUT:
             kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
-        ssl_protocol = sslproto.SSLProtocol(
+        cls = sslproto.SSLProtocol
+        if cls is _BASE_SSL_PROTOCOL:   # not replaced (mock.patch) by a test
+            cls = _FastSSLProtocol
+        ssl_protocol = cls(
             self, protocol, sslcontext, waiter,
             server_side, server_hostname, **kwargs)
         StreamTransport(self, rawsock, ssl_protocol, None, extra, server)

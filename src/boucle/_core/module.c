@@ -6,6 +6,7 @@
 #include "stream.h"
 #include "sock.h"
 #include "dgram.h"
+#include "sslpump.h"
 
 #include <pthread.h>
 
@@ -135,6 +136,10 @@ PyInit__core(void)
         return NULL;
     }
     if (bcl_dgram_init_type(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    if (bcl_sslpump_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
