@@ -161,46 +161,29 @@ loop_drain_signals(bcl_loop *self)
 static int
 loop_parse_backend(PyObject *args, PyObject *kwds)
 {
-    static char *kwlist[] = {"backend", NULL};
-    PyObject *arg = Py_None;
-    /* positional arguments belong to subclasses' __init__; only backend= is ours */
-    PyObject *empty = PyTuple_New(0);
-    if (empty == NULL)
-        return -1;
-    PyObject *mine = NULL;
-    if (kwds != NULL && (arg = PyDict_GetItemString(kwds, "backend")) != NULL) {
-        mine = Py_BuildValue("{sO}", "backend", arg);
-        if (mine == NULL) {
-            Py_DECREF(empty);
-            return -1;
-        }
-    }
-    arg = Py_None;
-    int ok = PyArg_ParseTupleAndKeywords(empty, mine, "|O:Loop", kwlist, &arg);
-    Py_DECREF(empty);
-    Py_XDECREF(mine);
-    if (!ok)
-        return -1;
-    const char *name, *from = "backend";
-    if (arg == Py_None) {
+    /* other arguments belong to subclasses' __init__; only backend= is ours */
+    PyObject *arg = kwds != NULL ? PyDict_GetItemString(kwds, "backend") : NULL;
+    const char *name;
+    if (arg == NULL || arg == Py_None) {
         name = getenv("BOUCLE_BACKEND");
         if (name == NULL || name[0] == '\0')
             return BCL_BACKEND_EPOLL;
-        from = "BOUCLE_BACKEND";
+        int b = bcl_poller_backend_parse(name);
+        if (b < 0)
+            PyErr_Format(PyExc_ValueError,
+                         "BOUCLE_BACKEND must be 'auto', 'epoll' or 'io_uring', not '%.100s'", name);
+        return b;
     }
-    else if (!PyUnicode_Check(arg)) {
+    if (!PyUnicode_Check(arg)) {
         PyErr_Format(PyExc_TypeError, "backend must be a str or None, not %.100s",
                      Py_TYPE(arg)->tp_name);
         return -1;
     }
-    else if ((name = PyUnicode_AsUTF8(arg)) == NULL) {
+    if ((name = PyUnicode_AsUTF8(arg)) == NULL)
         return -1;
-    }
     int b = bcl_poller_backend_parse(name);
     if (b < 0)
-        PyErr_Format(PyExc_ValueError,
-                     "%s must be 'auto', 'epoll' or 'io_uring', not %R", from,
-                     arg == Py_None ? PyUnicode_FromString(name) : arg);
+        PyErr_Format(PyExc_ValueError, "backend must be 'auto', 'epoll' or 'io_uring', not %R", arg);
     return b;
 }
 
