@@ -198,7 +198,9 @@ bcl_uring_close(bcl_poller *p)
     p->fd = -1;
 }
 
-/* Hand every written SQE to the kernel without waiting. */
+/* Hand every written SQE to the kernel without waiting. -EBUSY/-EAGAIN
+ * (completions must be reaped first, or the kernel is short of memory) are
+ * returned, not retried: the SQEs stay queued for the next wait. */
 static int
 uring_flush(struct bcl_uring *u)
 {
@@ -208,7 +210,7 @@ uring_flush(struct bcl_uring *u)
         if (pending == 0)
             return 0;
         int r = uring_enter(u->fd, pending, 0, 0, NULL, 0);
-        if (r < 0 && r != -EINTR && r != -EAGAIN && r != -EBUSY)
+        if (r < 0 && r != -EINTR)
             return r;
     }
 }
@@ -413,7 +415,9 @@ bcl_uring_wait(bcl_poller *p, int64_t timeout_ns, bcl_poll_event *out, int max)
 
     if (max > BCL_POLL_MAX_EVENTS)
         max = BCL_POLL_MAX_EVENTS;
-    if ((err = uring_reconcile(u)) < 0)
+    /* a full ring that the kernel cannot take now (-EBUSY, -EAGAIN): the
+     * rest stays dirty; this wait reaps, which makes room */
+    if ((err = uring_reconcile(u)) < 0 && err != -EBUSY && err != -EAGAIN)
         return err;
     __atomic_store_n(u->sq_tail, u->sqe_tail, __ATOMIC_RELEASE);
     unsigned to_submit = u->sqe_tail - __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
