@@ -48,10 +48,11 @@ test: build
 	bash ci/integration-setup.sh
 	$(VPY) -m pytest -q -p no:cacheprovider tests
 
+IO_URING_TESTS ?= tests
 test-io-uring: build
 	$(VPY) -m pip install $(PIP_QUIET) -r tests/integration/requirements.txt
 	bash ci/integration-setup.sh
-	BOUCLE_BACKEND=io_uring $(VPY) -m pytest -q -p no:cacheprovider tests
+	BOUCLE_BACKEND=io_uring $(VPY) -m pytest -q -p no:cacheprovider $(IO_URING_TESTS)
 
 ASAN_LIB = $(shell gcc -print-file-name=libasan.so)
 UBSAN_LIB = $(shell gcc -print-file-name=libubsan.so)
