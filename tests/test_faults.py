@@ -1243,8 +1243,11 @@ def assert_emfile(excinfo):
 def children_of_this_process():
     pids = []
     for tid in os.listdir("/proc/self/task"):
-        with open("/proc/self/task/%s/children" % tid) as f:
-            pids += f.read().split()
+        try:
+            with open("/proc/self/task/%s/children" % tid) as f:
+                pids += f.read().split()
+        except FileNotFoundError:
+            pass        # a thread that ended meanwhile (a child watcher's)
     return pids
 
 
