@@ -174,9 +174,11 @@ def test_reader_armed_by_an_exited_thread_still_fires(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_close_after_remove_reader_releases_the_socket(backend):
-    # remove_reader then close() must really close: a poll request still
-    # holding the listening socket would keep accepting connections.
+@pytest.mark.parametrize("end_watch", ["remove_reader", "loop.close"])
+def test_closing_a_watched_socket_really_closes_it(backend, end_watch):
+    # remove_reader (or loop.close with the reader still registered), then
+    # close(): the socket must really close. An io_uring poll request still
+    # holding the listener would keep accepting connections.
     loop = boucle.new_event_loop(backend=backend)
     listener = socket.socket()
     try:
@@ -186,30 +188,10 @@ def test_close_after_remove_reader_releases_the_socket(backend):
         addr = listener.getsockname()
         loop.add_reader(listener.fileno(), lambda: None)
         loop.run_until_complete(asyncio.sleep(0))          # armed
-        loop.remove_reader(listener.fileno())
-        listener.close()
-        with socket.socket() as c:
-            with pytest.raises(ConnectionRefusedError):
-                c.connect(addr)
-    finally:
-        loop.close()
-        listener.close()
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-def test_loop_close_releases_watched_sockets(backend):
-    # a reader left registered when the loop closes must not keep the
-    # socket alive once the program closes it
-    loop = boucle.new_event_loop(backend=backend)
-    listener = socket.socket()
-    try:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
-        listener.setblocking(False)
-        addr = listener.getsockname()
-        loop.add_reader(listener.fileno(), lambda: None)
-        loop.run_until_complete(asyncio.sleep(0))          # armed
-        loop.close()
+        if end_watch == "remove_reader":
+            loop.remove_reader(listener.fileno())
+        else:
+            loop.close()
         listener.close()
         with socket.socket() as c:
             with pytest.raises(ConnectionRefusedError):
