@@ -79,6 +79,7 @@ struct bcl_uring {
     int fds_cap;
     int *dirty;
     int ndirty, dirty_cap;
+    pid_t owner;                     /* the process whose requests these are */
 };
 
 static inline uint64_t
@@ -177,25 +178,13 @@ bcl_uring_open(bcl_poller *p)
     for (unsigned i = 0; i < u->sq_entries; i++)
         u->sq_array[i] = i;
 
+    u->owner = getpid();
     p->fd = u->fd;
     p->uring = u;
     return 0;
 fail:
     uring_free(u);
     return err;
-}
-
-/* Closing the ring's last reference (the mappings go first) makes the
- * kernel remove its poll requests before close() returns, so no socket
- * stays pinned by a request of a closed loop (test_backend checks it). In a
- * forked child the parent still holds the ring: only our handle goes. */
-void
-bcl_uring_close(bcl_poller *p)
-{
-    if (p->uring != NULL)
-        uring_free(p->uring);
-    p->uring = NULL;
-    p->fd = -1;
 }
 
 /* Hand every written SQE to the kernel without waiting. -EBUSY/-EAGAIN
@@ -238,6 +227,46 @@ uring_prep_remove(struct io_uring_sqe *sqe, int fd, uint32_t gen)
     sqe->fd = -1;
     sqe->addr = ud_make(TAG_POLL, gen, fd);
     sqe->user_data = ud_make(TAG_IGNORE, 0, fd);
+}
+
+/* Closing the ring does not cancel its poll requests synchronously: the
+ * kernel tears a ring down in a worker, and until then every armed request
+ * keeps its file open (a listener closed right after loop.close() would
+ * still accept). So the owner cancels every armed request first, the way
+ * ctl() does when interest drops to 0, and only then lets the ring go. In a
+ * forked child the requests are the parent's: only our handle goes. */
+static void
+uring_cancel_all(struct bcl_uring *u)
+{
+    int err = 0;
+    for (int fd = 0; fd < u->fds_cap; fd++) {
+        uring_fd *s = &u->fds[fd];
+        if (s->armed == 0)
+            continue;
+        struct io_uring_sqe *sqe = uring_sqe(u, &err);
+        if (sqe == NULL)
+            break;                      /* the worker will cancel the rest */
+        uring_prep_remove(sqe, fd, s->gen);
+        s->gen++;
+        s->armed = 0;
+    }
+    __atomic_store_n(u->sq_tail, u->sqe_tail, __ATOMIC_RELEASE);
+    unsigned n = u->sqe_tail - __atomic_load_n(u->sq_head, __ATOMIC_ACQUIRE);
+    if (n > 0)
+        (void)uring_enter(u->fd, n, 0, IORING_ENTER_GETEVENTS, NULL, 0);
+}
+
+void
+bcl_uring_close(bcl_poller *p)
+{
+    struct bcl_uring *u = p->uring;
+    if (u != NULL) {
+        if (u->owner == getpid())
+            uring_cancel_all(u);
+        uring_free(u);
+    }
+    p->uring = NULL;
+    p->fd = -1;
 }
 
 static int
