@@ -518,6 +518,36 @@ def test_pause_and_resume_reading(loop):
 
 
 @pytest.mark.skipif(not PY311, reason="3.10's datagram transports cannot pause reading")
+def test_pause_then_resume_drops_the_read_event_already_polled(loop):
+    """pause_reading() cancels the reader handle asyncio has already queued
+    for this iteration, and resume_reading() in the same callback registers
+    a new one that only the next poll queues: the datagram is received one
+    iteration later, not in the iteration of the pause/resume pair."""
+    async def main():
+        t, p = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        await asyncio.sleep(0)
+        s.sendto(b"a", t.get_extra_info("sockname"))
+        # the next poll reports the datagram; its reader runs after this
+        # task's step, which pauses and resumes first
+        await asyncio.sleep(0)
+        t.pause_reading()
+        t.resume_reading()
+        await asyncio.sleep(0)        # the iteration of the pause/resume
+        seen_then = p.data()
+        await asyncio.sleep(0)        # the next poll reports it again
+        seen_next = p.data()
+        s.close()
+        t.close()
+        await asyncio.sleep(0)
+        return seen_then, seen_next
+
+    seen_then, seen_next = run(loop, main())
+    assert seen_then == []
+    assert seen_next == [b"a"]
+
+
+@pytest.mark.skipif(not PY311, reason="3.10's datagram transports cannot pause reading")
 def test_connection_made_order_and_pause_in_connection_made(loop):
     order = []
 

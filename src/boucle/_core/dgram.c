@@ -110,6 +110,7 @@ typedef struct {
     int family;               /* socket family, -1 when unknown */
     int conn_lost;            /* asyncio's _conn_lost */
     uint32_t interest;        /* BCL_EV_* watched by the loop for us */
+    uint64_t read_off_iter;   /* 1 + the loop iteration in which reading last went off */
     char initialized;         /* __init__ succeeded */
     char attached;            /* we own the loop's record of fd */
     char closing;             /* close() or a fatal error happened */
@@ -254,7 +255,21 @@ dgram_unwatch(bcl_dgram *self, uint32_t bits)
     if (self->loop != NULL && !self->loop->closed && self->attached
             && bcl_loop_fd_interest(self->loop, self->fd, want) < 0)
         PyErr_Clear();
+    if ((bits & BCL_EV_READ) && (self->interest & BCL_EV_READ) && self->loop != NULL)
+        self->read_off_iter = self->loop->stats.iterations + 1;
     self->interest = want;
+}
+
+/* Whether a read event polled in this iteration still has asyncio's reader
+ * behind it: reading is on and was not turned off since the poll (asyncio's
+ * remove_reader cancels the queued handle; a resume_reading() in the same
+ * iteration registers a reader that only the next poll reports). Same rule
+ * as bcl_stream_read_live. */
+static inline int
+dgram_read_live(const bcl_dgram *self)
+{
+    return (self->interest & BCL_EV_READ) && self->loop != NULL
+        && self->read_off_iter != self->loop->stats.iterations + 1;
 }
 
 /* Give the fd record back to the loop (before the socket is closed). */
@@ -858,7 +873,7 @@ dgram_on_event(PyObject *obj, int mask)
             Py_CLEAR(ctx);
         }
     }
-    if ((mask & BCL_EV_READ) && (self->interest & BCL_EV_READ) && dgram_read_ready(self) < 0) {
+    if ((mask & BCL_EV_READ) && dgram_read_live(self) && dgram_read_ready(self) < 0) {
         if (!(mask & BCL_EV_WRITE) || !(self->interest & BCL_EV_WRITE) || self->loop == NULL) {
             rc = -1;
             goto out;
