@@ -258,3 +258,47 @@ def test_app_write_buffer_flow_control():
         finally:
             loop.close()
     assert results[0] == results[1], results
+
+
+def test_start_tls_uses_the_c_data_path():
+    """loop.start_tls() (and so StreamWriter.start_tls, asyncpg's TLS, ...)
+    wraps the transport in boucle's SSLProtocol, and the upgraded connection
+    echoes a megabyte both ways intact."""
+    from boucle._sslproto import SSLProtocol
+
+    async def main(loop):
+        async def handle(r, w):
+            await r.readexactly(8)                      # "STARTTLS"
+            w.write(b"OK")
+            await w.drain()
+            await w.start_tls(server_ctx())
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+            w.close()
+
+        srv = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = srv.sockets[0].getsockname()[1]
+        r, w = await asyncio.open_connection("127.0.0.1", port)
+        w.write(b"STARTTLS")
+        assert await r.readexactly(2) == b"OK"
+        ctx = ssl.create_default_context(cafile=CA_PEM)
+        await w.start_tls(ctx, server_hostname="localhost")
+        kinds = type(w.transport._ssl_protocol)
+        assert w.get_extra_info("ssl_object") is not None
+        payload = os.urandom(1 << 20)
+        w.write(payload)
+        got = await r.readexactly(len(payload))
+        w.close()
+        await w.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+        return got == payload, kinds
+
+    loop = boucle.new_event_loop()
+    try:
+        same, kind = loop.run_until_complete(asyncio.wait_for(main(loop), 60))
+    finally:
+        loop.close()
+    assert same
+    assert kind is SSLProtocol

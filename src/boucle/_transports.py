@@ -17,6 +17,11 @@ from asyncio.log import logger
 from . import _core
 from ._sockets import sendfile_source
 
+try:
+    import ssl as _ssl
+except ImportError:   # an interpreter built without ssl
+    _ssl = None
+
 __all__ = ("TransportMixin",)
 
 StreamTransport = _core.StreamTransport
@@ -63,6 +68,43 @@ class TransportMixin:
             server_side, server_hostname, **kwargs)
         StreamTransport(self, rawsock, ssl_protocol, None, extra, server)
         return ssl_protocol._app_transport
+
+    async def start_tls(self, transport, protocol, sslcontext, *,
+                        server_side=False, server_hostname=None,
+                        ssl_handshake_timeout=None, ssl_shutdown_timeout=None):
+        """Upgrade transport to TLS; return the transport protocol should
+        use from now on. asyncio's method, with boucle's SSLProtocol (its
+        data path in C) on 3.11+."""
+        kwargs = {"server_side": server_side, "server_hostname": server_hostname,
+                  "ssl_handshake_timeout": ssl_handshake_timeout}
+        if _HAS_SSL_SHUTDOWN_TIMEOUT:
+            kwargs["ssl_shutdown_timeout"] = ssl_shutdown_timeout
+        if (_FastSSLProtocol is _BASE_SSL_PROTOCOL
+                or sslproto.SSLProtocol is not _BASE_SSL_PROTOCOL   # mock.patch
+                or _ssl is None or not isinstance(sslcontext, _ssl.SSLContext)
+                or not getattr(transport, "_start_tls_compatible", False)):
+            # asyncio's own: the stock SSLProtocol, and its argument errors
+            return await super().start_tls(transport, protocol, sslcontext, **kwargs)
+        waiter = self.create_future()
+        tls = _FastSSLProtocol(
+            self, protocol, sslcontext, waiter, server_side, server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            call_connection_made=False)
+        # No data may reach tls before its connection_made: reading stays
+        # paused until both callbacks below have run, in this order.
+        transport.pause_reading()
+        transport.set_protocol(tls)
+        made = self.call_soon(tls.connection_made, transport)
+        resumed = self.call_soon(transport.resume_reading)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            made.cancel()
+            resumed.cancel()
+            raise
+        return tls._app_transport
 
     # -- servers ------------------------------------------------------------
 
