@@ -21,6 +21,8 @@ import pytest
 
 from test.test_asyncio import utils as test_utils
 
+from conftest import boucle
+
 PY312 = sys.version_info >= (3, 12)
 
 
@@ -617,6 +619,63 @@ def test_extra_info(loop):
         server.close()
 
     run(loop, main())
+
+
+def test_nodelay_on_sockets_made_with_proto_0():
+    """TCP_NODELAY on every TCP transport, including sockets created with
+    socket.socket()'s default proto 0 and those accepted from such a
+    listener (gunicorn's, uvicorn --workers'): asyncio skips them (its
+    _set_nodelay wants proto == IPPROTO_TCP), uvloop does not, and without
+    it a reply written in two parts waits for the peer's delayed ACK.
+    boucle only: asyncio differs here on purpose (docs/COMPATIBILITY.md)."""
+    loop = boucle.new_event_loop()
+
+    async def main():
+        lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        assert lsock.proto == 0
+        lsock.bind(("127.0.0.1", 0))
+        accepted = loop.create_future()
+
+        class Server(asyncio.Protocol):
+            def connection_made(self, tr):
+                accepted.set_result(tr)
+
+        server = await loop.create_server(Server, sock=lsock)
+        csock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        csock.setblocking(False)
+        await loop.sock_connect(csock, lsock.getsockname())
+        ctr, _ = await loop.create_connection(asyncio.Protocol, sock=csock)
+        str_ = await accepted
+        got = [t.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+               for t in (ctr, str_)]
+        protos = [t.get_extra_info("socket").proto for t in (ctr, str_)]
+        ctr.close()
+        str_.close()
+        server.close()
+        await server.wait_closed()
+        return got, protos
+
+    try:
+        got, protos = loop.run_until_complete(asyncio.wait_for(main(), 30))
+    finally:
+        loop.close()
+    assert protos == [0, 0]
+    assert all(v != 0 for v in got), got
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix sockets")
+def test_unix_transport_unaffected_by_nodelay(loop):
+    """The TCP option is not for Unix sockets: the transport works as before."""
+    async def main():
+        a, b = socket.socketpair()
+        tr, pr = await loop.connect_accepted_socket(lambda: Recorder(loop), a)
+        tr.write(b"ping")
+        data = await loop.sock_recv(b, 4)
+        tr.close()
+        b.close()
+        return data
+
+    assert run(loop, main()) == b"ping"
 
 
 def test_repr(loop):

@@ -24,6 +24,8 @@
 #include "iohelp.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -1494,6 +1496,21 @@ extra_set_name(PyObject *extra, PyObject *sock, const char *meth, PyObject *key)
     return r;
 }
 
+/* Nagle's algorithm off, for TCP: what asyncio means to do for every TCP
+ * transport and what uvloop does. asyncio's _set_nodelay also requires
+ * sock.proto == IPPROTO_TCP, which leaves out sockets made with proto 0
+ * (socket.socket()'s default) and every socket accepted from such a
+ * listener (gunicorn's, uvicorn --workers', create_server(sock=...)): there
+ * a response written in two parts waits for the peer's delayed ACK, 40 ms
+ * on Linux. The kernel knows the protocol; on a socket that is not TCP
+ * (Unix, SCTP) the call fails and is ignored. */
+static void
+sock_set_nodelay(int fd)
+{
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
 static int
 sock_init(PyObject *op, PyObject *args, PyObject *kwds)
 {
@@ -1523,10 +1540,7 @@ sock_init(PyObject *op, PyObject *args, PyObject *kwds)
         goto fail;
     if (sock_set_protocol(self, protocol) < 0)
         goto fail;
-    r = PyObject_CallOneArg(bcl_stream_g.set_nodelay, sock);
-    if (r == NULL)
-        goto fail;
-    Py_DECREF(r);
+    sock_set_nodelay(fd);
     if (server != Py_None) {
         r = bcl_stream_g.server_attach_arg ? PyObject_CallMethod(server, "_attach", "O", op)
                                            : PyObject_CallMethod(server, "_attach", NULL);
@@ -1951,10 +1965,9 @@ globals_init(void)
     g->transport_socket = bcl_stream_import("asyncio.trsock", "TransportSocket");
     g->set_result_unless = bcl_stream_import("asyncio.futures", "_set_result_unless_cancelled");
     g->buffered_protocol = bcl_stream_import("asyncio.protocols", "BufferedProtocol");
-    g->set_nodelay = bcl_stream_import("asyncio.base_events", "_set_nodelay");
     g->minus_one = PyLong_FromLong(-1);
     if (!g->logger || !g->transport_socket || !g->set_result_unless || !g->buffered_protocol
-            || !g->set_nodelay || !g->minus_one)
+            || !g->minus_one)
         return -1;
     /* 3.13's Server._attach(transport) / _detach(transport); older: no argument */
     PyObject *server = bcl_stream_import("asyncio.base_events", "Server");

@@ -121,7 +121,6 @@ typedef struct {
     PyObject *transport_socket;     /* asyncio.trsock.TransportSocket */
     PyObject *set_result_unless;    /* asyncio.futures._set_result_unless_cancelled */
     PyObject *buffered_protocol;    /* asyncio.protocols.BufferedProtocol */
-    PyObject *set_nodelay;          /* asyncio.base_events._set_nodelay */
     PyObject *minus_one;            /* -1 (get_buffer's argument) */
     int server_attach_arg;          /* Server._attach/_detach take the transport (3.13+) */
 } bcl_stream_globals;
