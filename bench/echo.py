@@ -11,6 +11,7 @@ requests/s and latency percentiles are reported next to it.
 
     python bench/echo.py [--quick] [--only echo|http] [--loops asyncio,uvloop,boucle,boucle-uring]
                          [--kinds protocol,buffered,streams,sockets] [--sizes 1k,10k,100k]
+                         [--http-kinds httptools,uvicorn,uvicorn-h11,aiohttp]
                          [--conns 50] [--duration 5] [--warmup 1] [--repeat 1]
                          [--json FILE] [--markdown FILE] [--probe]
 
@@ -18,7 +19,8 @@ Echo: kinds protocol / buffered / streams / sockets (bench/echo_servers.py)
 on each loop, plus a plain C epoll echo server (bench/echo_c.c) as the floor.
 HTTP: an httptools server on a Protocol (bench/http_server.py) on each loop,
 plus the C floor in HTTP mode, driven by loadgen's HTTP mode and by wrk when
-it is installed.  A loop or kind that cannot serve (boucle before its
+it is installed; and the same answer from real frameworks (--http-kinds:
+uvicorn with httptools or h11, aiohttp.web; bench/app_servers.py).  A loop or kind that cannot serve (boucle before its
 transports land) is probed, skipped and listed with the reason.
 
 See bench/NETWORK.md for what is measured and how to read the tables.
@@ -48,6 +50,7 @@ BOUCLE_PATH = REPO_SRC      # where servers import boucle from (a snapshot of it
 
 ALL_LOOPS = ("asyncio", "uvloop", "boucle", "boucle-uring")
 ALL_KINDS = ("protocol", "buffered", "streams", "sockets")
+ALL_HTTP_KINDS = ("httptools", "uvicorn", "uvicorn-h11", "aiohttp")
 HTTP_BODY = "Hello, World!"          # what bench/http_server.py and echo_c --http answer
 
 # boucle's targets: server CPU per request at 1 KiB, 50 connections
@@ -339,8 +342,11 @@ class Bench:
     def server_cmd(self, bench, kind, loop):
         if loop == "c":
             return [self.echo_c] + (["--http"] if bench == "http" else [])
-        if bench == "http":
+        if bench == "http" and kind == "httptools":
             return [self.python, os.path.join(HERE, "http_server.py"), "--loop", loop]
+        if bench == "http":
+            return [self.python, os.path.join(HERE, "app_servers.py"), "--app", kind,
+                    "--loop", loop]
         return [self.python, os.path.join(HERE, "echo_servers.py"), "--kind", kind, "--loop", loop]
 
     def start_server(self, bench, kind, loop):
@@ -731,8 +737,9 @@ def plan(args, bench):
         for tool in tools:
             if not args.no_c:
                 todo.append(("http", tool, "c", "c", None))
-            for loop in args.loops:
-                todo.append(("http", tool, "httptools", loop, None))
+            for kind in args.http_kinds:
+                for loop in args.loops:
+                    todo.append(("http", tool, kind, loop, None))
     return todo
 
 
@@ -754,6 +761,9 @@ def parse_args(argv):
     ap.add_argument("--repeat", type=int, default=1,
                     help="run the whole plan N times (rounds); each row keeps its lowest "
                          "CPU per request")
+    ap.add_argument("--http-kinds", default="httptools,uvicorn,aiohttp",
+                    help="HTTP servers: httptools (a Protocol), uvicorn (httptools), "
+                         "uvicorn-h11, aiohttp (aiohttp.web)")
     ap.add_argument("--http-tools", default="loadgen,wrk",
                     help="HTTP load generators: loadgen, wrk (used when installed)")
     ap.add_argument("--python", default=sys.executable, help="interpreter for the Python servers")
@@ -775,9 +785,11 @@ def parse_args(argv):
     args.loops = [x.strip() for x in args.loops.split(",") if x.strip()]
     args.kinds = [x.strip() for x in args.kinds.split(",") if x.strip()]
     args.http_tools = [x.strip() for x in args.http_tools.split(",") if x.strip()]
+    args.http_kinds = [x.strip() for x in args.http_kinds.split(",") if x.strip()]
     for name, values, allowed in (("--only", args.only, ("echo", "http")),
                                   ("--loops", args.loops, ALL_LOOPS),
                                   ("--kinds", args.kinds, ALL_KINDS),
+                                  ("--http-kinds", args.http_kinds, ALL_HTTP_KINDS),
                                   ("--http-tools", args.http_tools, ("loadgen", "wrk"))):
         bad = [v for v in values if v not in allowed]
         if bad:
@@ -804,7 +816,7 @@ def parse_args(argv):
 
 def probe(args, bench):
     print("probing servers (start, then a few round trips with a blocking client):")
-    for bench_name, kinds in (("echo", ["c"] + args.kinds), ("http", ["c", "httptools"])):
+    for bench_name, kinds in (("echo", ["c"] + args.kinds), ("http", ["c"] + args.http_kinds)):
         if bench_name not in args.only:
             continue
         for kind in kinds:
