@@ -868,45 +868,6 @@ bcl_stream_make_type(PyObject *module, PyType_Spec *spec, PyObject *base)
 /* ---- methods shared by the types ------------------------------------- */
 
 PyObject *
-bcl_stream_get_extra_info(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    bcl_stream *self = (bcl_stream *)op;
-    PyObject *name = NULL, *dflt = Py_None;
-    if (nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "get_extra_info() takes from 1 to 2 positional arguments but %zd were given", nargs);
-        return NULL;
-    }
-    if (nargs > 0)
-        name = args[0];
-    if (nargs > 1)
-        dflt = args[1];
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_CompareWithASCIIString(k, "name") == 0 && name == NULL)
-            name = args[nargs + i];
-        else if (PyUnicode_CompareWithASCIIString(k, "default") == 0 && nargs < 2)
-            dflt = args[nargs + i];
-        else {
-            PyErr_Format(PyExc_TypeError, "get_extra_info() got an unexpected keyword argument '%S'", k);
-            return NULL;
-        }
-    }
-    if (name == NULL) {
-        PyErr_SetString(PyExc_TypeError, "get_extra_info() missing 1 required positional argument: 'name'");
-        return NULL;
-    }
-    if (self->extra == NULL)
-        return Py_NewRef(dflt);
-    if (!PyDict_Check(self->extra))
-        return PyObject_CallMethod(self->extra, "get", "OO", name, dflt);
-    PyObject *v = PyDict_GetItemWithError(self->extra, name);
-    if (v == NULL && PyErr_Occurred())
-        return NULL;
-    return Py_NewRef(v ? v : dflt);
-}
-
-PyObject *
 bcl_stream_get_protocol(PyObject *op, PyObject *unused)
 {
     bcl_stream *self = (bcl_stream *)op;

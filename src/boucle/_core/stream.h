@@ -215,7 +215,6 @@ PyObject *bcl_stream_make_type(PyObject *module, PyType_Spec *spec, PyObject *ba
 PyObject *bcl_stream_import(const char *module, const char *name);
 
 /* ---- methods shared by the types' tables ---- */
-PyObject *bcl_stream_get_extra_info(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *bcl_stream_get_protocol(PyObject *self, PyObject *unused);
 PyObject *bcl_stream_is_closing(PyObject *self, PyObject *unused);
 PyObject *bcl_stream_is_reading(PyObject *self, PyObject *unused);
@@ -231,9 +230,11 @@ PyObject *bcl_stream_writelines_join(PyObject *self, PyObject *list);
 PyObject *bcl_stream_get(PyObject *self, void *which);
 int bcl_stream_set(PyObject *self, PyObject *v, void *which);
 
+/* No get_extra_info here: asyncio's transports inherit it from
+ * asyncio.BaseTransport (self._extra.get), and code that patches that
+ * method (mock.patch("asyncio.BaseTransport.get_extra_info")) must reach
+ * these transports too; the _extra getter serves it. */
 #define BCL_STREAM_METHODS_COMMON \
-    {"get_extra_info", (PyCFunction)(void (*)(void))bcl_stream_get_extra_info, \
-     METH_FASTCALL | METH_KEYWORDS, "get_extra_info(name, default=None)"}, \
     {"get_protocol", bcl_stream_get_protocol, METH_NOARGS, NULL}, \
     {"is_closing", bcl_stream_is_closing, METH_NOARGS, "True once closing or closed."},
 
