@@ -90,6 +90,8 @@ typedef struct bcl_stream {
     char initialized;         /* __init__ succeeded */
     char attached;            /* we own the loop's record of fd */
     char is_socket;           /* fd is a socket: send()/recv() with MSG_NOSIGNAL */
+    char py_io;               /* the socket is a socket.socket subclass: I/O goes
+                                 through its Python methods, as asyncio's does */
     char want_read;           /* asyncio would have a reader registered */
     uint64_t read_off_iter;   /* 1 + the loop iteration in which want_read last went off */
     char want_write;          /* asyncio would have a writer registered */
@@ -123,6 +125,7 @@ typedef struct {
     PyObject *buffered_protocol;    /* asyncio.protocols.BufferedProtocol */
     PyObject *set_nodelay;          /* asyncio.base_events._set_nodelay */
     PyObject *minus_one;            /* -1 (get_buffer's argument) */
+    PyObject *socket_type;          /* socket.socket */
     int server_attach_arg;          /* Server._attach/_detach take the transport (3.13+) */
 } bcl_stream_globals;
 
