@@ -93,11 +93,89 @@ static PyObject *sock_type;   /* StreamTransport (heap type) */
 
 /* ---- small helpers ---------------------------------------------------- */
 
+/* The exception a socket subclass's send() raised (see stream_py_error):
+ * bcl_stream_send returns STREAM_PYEXC and the caller, at once and with no
+ * Python code run in between, turns that code into this object through
+ * bcl_stream_oserror. */
+#define STREAM_PYEXC (-0x40000000)
+static PyObject *stream_py_exc;
+
 PyObject *
 bcl_stream_oserror(int neg_errno)
 {
+    if (neg_errno == STREAM_PYEXC) {
+        PyObject *exc = stream_py_exc;
+        stream_py_exc = NULL;
+        if (exc == NULL) {
+            PyErr_SetString(PyExc_SystemError, "boucle: lost socket exception");
+            return NULL;
+        }
+        if (PyErr_GivenExceptionMatches(exc, PyExc_SystemExit)
+                || PyErr_GivenExceptionMatches(exc, PyExc_KeyboardInterrupt)) {
+            bcl_io_restore(exc);   /* propagates, as asyncio lets them */
+            return NULL;
+        }
+        return exc;
+    }
     bcl_raise_errno(neg_errno);
     return bcl_fetch_exception();
+}
+
+/* A socket method of a socket.socket subclass raised: -EAGAIN for what
+ * asyncio retries (BlockingIOError, InterruptedError), else STREAM_PYEXC
+ * with the exception kept for bcl_stream_oserror. */
+static Py_ssize_t
+stream_py_error(void)
+{
+    if (PyErr_ExceptionMatches(PyExc_BlockingIOError)
+            || PyErr_ExceptionMatches(PyExc_InterruptedError)) {
+        PyErr_Clear();
+        return -EAGAIN;
+    }
+    Py_XSETREF(stream_py_exc, bcl_fetch_exception());
+    return STREAM_PYEXC;
+}
+
+/* The methods of a socket.socket subclass, as asyncio's transport calls
+ * them: send() for data written at once and, on 3.12+, sendmsg() to flush
+ * the buffer (send() of its first chunk before 3.12). */
+static Py_ssize_t
+stream_py_send(bcl_stream *self, struct iovec *iov, int cnt, int from_buffer)
+{
+    if (self->file == NULL)
+        return -EBADF;
+#if PY_VERSION_HEX < 0x030C0000
+    from_buffer = 0;
+#endif
+    PyObject *arg, *r;
+    if (!from_buffer) {
+        arg = PyBytes_FromStringAndSize(iov[0].iov_base, (Py_ssize_t)iov[0].iov_len);
+        if (arg == NULL)
+            return stream_py_error();
+        r = PyObject_CallMethod(self->file, "send", "O", arg);
+    }
+    else {
+        arg = PyList_New(cnt);
+        if (arg == NULL)
+            return stream_py_error();
+        for (int i = 0; i < cnt; i++) {
+            PyObject *b = PyBytes_FromStringAndSize(iov[i].iov_base, (Py_ssize_t)iov[i].iov_len);
+            if (b == NULL) {
+                Py_DECREF(arg);
+                return stream_py_error();
+            }
+            PyList_SET_ITEM(arg, i, b);
+        }
+        r = PyObject_CallMethod(self->file, "sendmsg", "O", arg);
+    }
+    Py_DECREF(arg);
+    if (r == NULL)
+        return stream_py_error();
+    Py_ssize_t n = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (n == -1 && PyErr_Occurred())
+        return stream_py_error();
+    return n;
 }
 
 int
@@ -503,6 +581,14 @@ bcl_stream_send(bcl_stream *self, const char *p, Py_ssize_t len)
         if (cnt == 0)
             return 0;
     }
+    if (self->py_io) {
+        n = stream_py_send(self, iov, p == NULL ? cnt : 1, p == NULL);
+        if (n < 0)
+            return n;
+        if (p == NULL)
+            wbuf_consume(&self->wbuf, n);
+        return n;
+    }
     do {
         if (self->is_socket) {
             if (cnt == 1) {
@@ -533,6 +619,26 @@ bcl_stream_recv(bcl_stream *self, int *err)
 {
     Py_ssize_t want = self->max_size;
     ssize_t n;
+    if (self->py_io) {
+        /* a socket.socket subclass: its recv(), as asyncio calls it */
+        *err = 0;
+        if (self->file == NULL) {
+            *err = -EBADF;
+            return NULL;
+        }
+        PyObject *data = PyObject_CallMethod(self->file, "recv", "n", want);
+        if (data == NULL) {
+            if (PyErr_ExceptionMatches(PyExc_BlockingIOError)
+                    || PyErr_ExceptionMatches(PyExc_InterruptedError)) {
+                PyErr_Clear();
+                *err = -EAGAIN;
+            }
+            return NULL;
+        }
+        if (!PyBytes_Check(data))
+            Py_SETREF(data, PyBytes_FromObject(data));
+        return data;
+    }
     if (want <= BCL_STREAM_MAX_SIZE) {
         do {
             n = self->is_socket ? sys_recv(self->fd, stream_rbuf, (size_t)want)
@@ -868,45 +974,6 @@ bcl_stream_make_type(PyObject *module, PyType_Spec *spec, PyObject *base)
 }
 
 /* ---- methods shared by the types ------------------------------------- */
-
-PyObject *
-bcl_stream_get_extra_info(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
-{
-    bcl_stream *self = (bcl_stream *)op;
-    PyObject *name = NULL, *dflt = Py_None;
-    if (nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "get_extra_info() takes from 1 to 2 positional arguments but %zd were given", nargs);
-        return NULL;
-    }
-    if (nargs > 0)
-        name = args[0];
-    if (nargs > 1)
-        dflt = args[1];
-    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
-    for (Py_ssize_t i = 0; i < nkw; i++) {
-        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        if (PyUnicode_CompareWithASCIIString(k, "name") == 0 && name == NULL)
-            name = args[nargs + i];
-        else if (PyUnicode_CompareWithASCIIString(k, "default") == 0 && nargs < 2)
-            dflt = args[nargs + i];
-        else {
-            PyErr_Format(PyExc_TypeError, "get_extra_info() got an unexpected keyword argument '%S'", k);
-            return NULL;
-        }
-    }
-    if (name == NULL) {
-        PyErr_SetString(PyExc_TypeError, "get_extra_info() missing 1 required positional argument: 'name'");
-        return NULL;
-    }
-    if (self->extra == NULL)
-        return Py_NewRef(dflt);
-    if (!PyDict_Check(self->extra))
-        return PyObject_CallMethod(self->extra, "get", "OO", name, dflt);
-    PyObject *v = PyDict_GetItemWithError(self->extra, name);
-    if (v == NULL && PyErr_Occurred())
-        return NULL;
-    return Py_NewRef(v ? v : dflt);
-}
 
 PyObject *
 bcl_stream_get_protocol(PyObject *op, PyObject *unused)
@@ -1282,18 +1349,45 @@ sock_read_buffered(bcl_stream *self)
             PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
         return sock_fatal_raised(self, "Fatal error: protocol.get_buffer() call failed.");
     }
-    Py_buffer view;
-    if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
-        Py_DECREF(buf);
-        return sock_fatal_raised(self, "Fatal read error on socket transport");
-    }
     ssize_t n;
-    do {
-        n = sys_recv(self->fd, view.buf, (size_t)view.len);
-    } while (n < 0 && errno == EINTR);
-    int err = n < 0 ? errno : 0;
-    PyBuffer_Release(&view);
-    Py_DECREF(buf);
+    int err = 0;
+    if (self->py_io) {
+        /* a socket.socket subclass: its recv_into(), as asyncio calls it */
+        PyObject *r = self->file != NULL
+            ? PyObject_CallMethod(self->file, "recv_into", "O", buf) : NULL;
+        Py_DECREF(buf);
+        if (self->file == NULL) {
+            n = -1;
+            err = EBADF;
+        }
+        else if (r == NULL || (n = PyLong_AsSsize_t(r)) == -1) {
+            Py_XDECREF(r);
+            if (!PyErr_Occurred())
+                return sock_fatal_errno(self, -EINVAL, "Fatal read error on socket transport");
+            if (PyErr_ExceptionMatches(PyExc_BlockingIOError)
+                    || PyErr_ExceptionMatches(PyExc_InterruptedError)) {
+                PyErr_Clear();
+                return 0;
+            }
+            return sock_fatal_raised(self, "Fatal read error on socket transport");
+        }
+        else {
+            Py_DECREF(r);
+        }
+    }
+    else {
+        Py_buffer view;
+        if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
+            Py_DECREF(buf);
+            return sock_fatal_raised(self, "Fatal read error on socket transport");
+        }
+        do {
+            n = sys_recv(self->fd, view.buf, (size_t)view.len);
+        } while (n < 0 && errno == EINTR);
+        err = n < 0 ? errno : 0;
+        PyBuffer_Release(&view);
+        Py_DECREF(buf);
+    }
     if (n < 0) {
         if (err == EAGAIN || err == EWOULDBLOCK)
             return 0;
@@ -1360,6 +1454,13 @@ sock_read_ready(bcl_stream *self)
 static int
 sock_shutdown_wr(bcl_stream *self)
 {
+    if (self->py_io && self->file != NULL) {
+        PyObject *r = PyObject_CallMethod(self->file, "shutdown", "i", SHUT_WR);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+        return 0;
+    }
     if (shutdown(self->fd, SHUT_WR) < 0) {
         bcl_raise_errno(-errno);
         return -1;
@@ -1529,6 +1630,7 @@ sock_init(PyObject *op, PyObject *args, PyObject *kwds)
     if (bcl_stream_setup(self, loop, sock, fd, protocol, extra, BCL_STREAM_SOCKET, sock_io_ready) < 0)
         return -1;
     self->is_socket = 1;
+    self->py_io = Py_TYPE(sock) != (PyTypeObject *)bcl_stream_g.socket_type;
     /* extra info, as _SelectorTransport.__init__ */
     tsock = PyObject_CallOneArg(bcl_stream_g.transport_socket, sock);
     if (tsock == NULL || PyObject_SetItem(self->extra, str_socket, tsock) < 0)
@@ -1966,8 +2068,9 @@ globals_init(void)
     g->set_result_unless = bcl_stream_import("asyncio.futures", "_set_result_unless_cancelled");
     g->buffered_protocol = bcl_stream_import("asyncio.protocols", "BufferedProtocol");
     g->minus_one = PyLong_FromLong(-1);
-    if (!g->logger || !g->transport_socket || !g->set_result_unless || !g->buffered_protocol
-            || !g->minus_one)
+    g->socket_type = bcl_stream_import("socket", "socket");
+    if (!g->socket_type || !g->logger || !g->transport_socket || !g->set_result_unless
+            || !g->buffered_protocol || !g->minus_one)
         return -1;
     /* 3.13's Server._attach(transport) / _detach(transport); older: no argument */
     PyObject *server = bcl_stream_import("asyncio.base_events", "Server");

@@ -90,6 +90,8 @@ typedef struct bcl_stream {
     char initialized;         /* __init__ succeeded */
     char attached;            /* we own the loop's record of fd */
     char is_socket;           /* fd is a socket: send()/recv() with MSG_NOSIGNAL */
+    char py_io;               /* the socket is a socket.socket subclass: I/O goes
+                                 through its Python methods, as asyncio's does */
     char want_read;           /* asyncio would have a reader registered */
     uint64_t read_off_iter;   /* 1 + the loop iteration in which want_read last went off */
     char want_write;          /* asyncio would have a writer registered */
@@ -122,6 +124,7 @@ typedef struct {
     PyObject *set_result_unless;    /* asyncio.futures._set_result_unless_cancelled */
     PyObject *buffered_protocol;    /* asyncio.protocols.BufferedProtocol */
     PyObject *minus_one;            /* -1 (get_buffer's argument) */
+    PyObject *socket_type;          /* socket.socket */
     int server_attach_arg;          /* Server._attach/_detach take the transport (3.13+) */
 } bcl_stream_globals;
 
@@ -214,7 +217,6 @@ PyObject *bcl_stream_make_type(PyObject *module, PyType_Spec *spec, PyObject *ba
 PyObject *bcl_stream_import(const char *module, const char *name);
 
 /* ---- methods shared by the types' tables ---- */
-PyObject *bcl_stream_get_extra_info(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames);
 PyObject *bcl_stream_get_protocol(PyObject *self, PyObject *unused);
 PyObject *bcl_stream_is_closing(PyObject *self, PyObject *unused);
 PyObject *bcl_stream_is_reading(PyObject *self, PyObject *unused);
@@ -230,9 +232,11 @@ PyObject *bcl_stream_writelines_join(PyObject *self, PyObject *list);
 PyObject *bcl_stream_get(PyObject *self, void *which);
 int bcl_stream_set(PyObject *self, PyObject *v, void *which);
 
+/* No get_extra_info here: asyncio's transports inherit it from
+ * asyncio.BaseTransport (self._extra.get), and code that patches that
+ * method (mock.patch("asyncio.BaseTransport.get_extra_info")) must reach
+ * these transports too; the _extra getter serves it. */
 #define BCL_STREAM_METHODS_COMMON \
-    {"get_extra_info", (PyCFunction)(void (*)(void))bcl_stream_get_extra_info, \
-     METH_FASTCALL | METH_KEYWORDS, "get_extra_info(name, default=None)"}, \
     {"get_protocol", bcl_stream_get_protocol, METH_NOARGS, NULL}, \
     {"is_closing", bcl_stream_is_closing, METH_NOARGS, "True once closing or closed."},
 
