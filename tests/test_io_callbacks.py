@@ -349,6 +349,9 @@ def test_remove_closed_socket_never_registered(loop):
         loop.remove_reader(a)
     with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
         loop.remove_writer(-1)
+    # a number no fd can have was never registered
+    assert loop.remove_reader(2 ** 31) is False
+    assert loop.remove_writer(2 ** 40) is False
     loop.close()
     # a closed loop answers False without looking at the fd
     assert loop.remove_reader(a) is False

@@ -1036,8 +1036,10 @@ loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer, int check_owner)
         PyErr_Clear();
         Py_RETURN_FALSE;
     }
+    if (!bad_object && lfd > INT32_MAX)
+        Py_RETURN_FALSE;    /* a number the selector never registered */
     int fd;
-    if (bad_object || lfd < 0 || lfd > INT32_MAX) {
+    if (bad_object || lfd < 0) {
         fd = PyLong_Check(fileobj) ? -1 : fdmap_find_fileobj(&self->fds, fileobj);
         if (fd < 0) {
             if (!bad_object)
