@@ -320,6 +320,44 @@ def test_remove_after_fd_closed(loop, which):
         b.close()
 
 
+@pytest.mark.parametrize("which", ["reader", "writer"])
+def test_remove_by_socket_object_after_it_was_closed(loop, which):
+    # anyio registers the socket object itself and removes it from a future's
+    # done-callback after aclose() closed it (fileno() == -1 by then): the
+    # selector finds the object it was given by identity.
+    add = getattr(loop, "add_" + which)
+    remove = getattr(loop, "remove_" + which)
+    a, b = socket.socketpair()
+    try:
+        add(a, print)
+        a.close()
+        assert a.fileno() == -1
+        assert remove(a) is True
+        # forgotten now: a closed socket nobody registered is an invalid fd
+        with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+            remove(a)
+        loop.run_until_complete(asyncio.sleep(0.001))
+    finally:
+        b.close()
+
+
+def test_remove_closed_socket_never_registered(loop):
+    a, b = socket.socketpair()
+    a.close()
+    b.close()
+    with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+        loop.remove_reader(a)
+    with pytest.raises(ValueError, match="Invalid file descriptor: -1"):
+        loop.remove_writer(-1)
+    # a number no fd can have was never registered
+    assert loop.remove_reader(2 ** 31) is False
+    assert loop.remove_writer(2 ** 40) is False
+    loop.close()
+    # a closed loop answers False without looking at the fd
+    assert loop.remove_reader(a) is False
+    assert loop.remove_writer(-1) is False
+
+
 def test_reuse_fd_number_after_close(loop):
     # register, close, and re-register a new socket that got the same fd number
     a, b = socket.socketpair()

@@ -28,14 +28,16 @@ bcl_fdmap_clear(bcl_fdmap *m)
     for (int fd = 0; fd < m->cap; fd++) {
         bcl_fdslot *s = &m->slots[fd];
         bcl_handle *r = s->reader, *w = s->writer;
-        PyObject *o = s->owner;
+        PyObject *o = s->owner, *f = s->fileobj;
         s->reader = s->writer = NULL;
+        s->fileobj = NULL;
         s->owner = NULL;
         s->owner_fn = NULL;
         s->events = 0;
         Py_XDECREF(r);
         Py_XDECREF(w);
         Py_XDECREF(o);
+        Py_XDECREF(f);
     }
 }
 
@@ -55,6 +57,7 @@ bcl_fdmap_traverse(bcl_fdmap *m, visitproc visit, void *arg)
         Py_VISIT(m->slots[fd].reader);
         Py_VISIT(m->slots[fd].writer);
         Py_VISIT(m->slots[fd].owner);
+        Py_VISIT(m->slots[fd].fileobj);
     }
     return 0;
 }

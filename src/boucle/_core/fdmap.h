@@ -12,10 +12,13 @@
 
 /* Invariants: events is exactly the interest registered with the poller;
  * owner != NULL excludes reader/writer (an fd belongs to a transport or to
- * add_reader/add_writer, never both); reader/writer/owner are strong refs. */
+ * add_reader/add_writer, never both); reader/writer/fileobj/owner are strong
+ * refs. */
 typedef struct {
     bcl_handle *reader;   /* add_reader handle or NULL */
     bcl_handle *writer;   /* add_writer handle or NULL */
+    PyObject *fileobj;    /* object add_reader/add_writer got for fd (selectors'
+                           * key.fileobj), while reader or writer is set */
     PyObject *owner;      /* C transport owning the fd, or NULL */
     bcl_work_fn owner_fn; /* work queued for owner, with the event mask as arg */
     uint32_t events;      /* BCL_EV_* registered with the poller */

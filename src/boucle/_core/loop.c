@@ -900,9 +900,11 @@ bcl_loop_fd_detach(bcl_loop *self, int fd)
 
 /* ---- readiness callbacks -------------------------------------------- */
 
-/* fd from an int or an object with fileno(), with selectors' errors. */
+/* The number an int or an object's fileno() stands for, unchecked (-1 for
+ * a closed socket); ValueError "Invalid file object" when fileno() fails as
+ * selectors' _fileobj_to_fd reports it. */
 static int
-fileobj_to_fd(PyObject *fileobj)
+fileobj_fileno(PyObject *fileobj, long *out)
 {
     long fd = -1;
     if (PyLong_Check(fileobj)) {
@@ -927,11 +929,35 @@ fileobj_to_fd(PyObject *fileobj)
             return -1;
         }
     }
+    *out = fd;
+    return 0;
+}
+
+/* fd from an int or an object with fileno(), with selectors' errors. */
+static int
+fileobj_to_fd(PyObject *fileobj)
+{
+    long fd;
+    if (fileobj_fileno(fileobj, &fd) < 0)
+        return -1;
     if (fd < 0 || fd > INT32_MAX) {
         PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
         return -1;
     }
     return (int)fd;
+}
+
+/* The fd whose reader/writer was registered with this very object, or -1:
+ * selectors find a registered file object by identity once it no longer has
+ * a valid fileno() (a socket closed while it was being watched). */
+static int
+fdmap_find_fileobj(bcl_fdmap *m, PyObject *fileobj)
+{
+    for (int fd = 0; fd < m->cap; fd++) {
+        if (m->slots[fd].fileobj == fileobj)
+            return fd;
+    }
+    return -1;
 }
 
 /* add_reader/add_writer (public: 1) and _add_reader/_add_writer (0).
@@ -973,12 +999,15 @@ loop_add_io(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *
     int err = 0;
     if (public && s->events == 0)
         err = bcl_poller_check_fd(&self->poller, fd);
+    uint32_t before = s->events;
     if (err == 0)
         err = loop_set_interest(self, fd, s, s->events | (writer ? BCL_EV_WRITE : BCL_EV_READ));
     if (err < 0) {
         Py_DECREF(h);
         return bcl_raise_errno(err);
     }
+    if (s->events != before || s->fileobj == NULL)
+        Py_XSETREF(s->fileobj, Py_NewRef(args[0]));
     bcl_handle **slot = writer ? &s->writer : &s->reader;
     bcl_handle *old = *slot;
     *slot = h;
@@ -992,11 +1021,35 @@ loop_add_io(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject *
 static PyObject *
 loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer, int check_owner)
 {
-    int fd = fileobj_to_fd(fileobj);
-    if (fd < 0)
-        return NULL;
-    if (self->closed)
+    /* asyncio: remove_reader's _ensure_fd_no_transport only fails when
+     * fileno() does; a closed loop answers False before the selector looks
+     * at the fd; the selector finds a file object it was given by identity
+     * when its fileno() is no longer valid. */
+    long lfd = -1;
+    int bad_object = 0;
+    if (fileobj_fileno(fileobj, &lfd) < 0) {
+        if (check_owner || !PyErr_ExceptionMatches(PyExc_ValueError))
+            return NULL;
+        bad_object = 1;     /* private variant: the selector searches first */
+    }
+    if (self->closed) {
+        PyErr_Clear();
         Py_RETURN_FALSE;
+    }
+    if (!bad_object && lfd > INT32_MAX)
+        Py_RETURN_FALSE;    /* a number the selector never registered */
+    int fd;
+    if (bad_object || lfd < 0) {
+        fd = PyLong_Check(fileobj) ? -1 : fdmap_find_fileobj(&self->fds, fileobj);
+        if (fd < 0) {
+            if (!bad_object)
+                PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", lfd);
+            return NULL;
+        }
+        PyErr_Clear();
+    }
+    else
+        fd = (int)lfd;
     if (loop_check_fork(self) < 0)
         return NULL;
     bcl_fdslot *s = bcl_fdmap_find(&self->fds, fd);
@@ -1018,6 +1071,8 @@ loop_remove_io(bcl_loop *self, PyObject *fileobj, int writer, int check_owner)
         self->nfds += (want != 0) - (s->events != 0);
         s->events = want;
     }
+    if (s->reader == NULL && s->writer == NULL)
+        Py_CLEAR(s->fileobj);
     bcl_handle_cancel(h, self->debug);
     Py_DECREF(h);
     Py_RETURN_TRUE;
