@@ -388,3 +388,57 @@ def test_timer_context(loop):
     loop.call_at(loop.time(), lambda: out.append(var.get()))
     run_once(loop)
     assert out == ["timer-ctx", "default"]
+
+
+def test_time_patched_on_the_instance_drives_timers(loop):
+    # asyncio reads its clock through self.time() in call_later and in each
+    # iteration, so tests that patch loop.time (aiohttp's keep-alive tests:
+    # mock.patch.object(loop, "time")) move every timer decision.
+    from unittest import mock
+
+    fired = []
+
+    async def main():
+        now = loop.time()
+        with mock.patch.object(loop, "time") as fake:
+            fake.return_value = now
+            h = loop.call_later(100, fired.append, "late")
+            assert h.when() == now + 100
+            await asyncio.sleep(0)
+            assert fired == []
+            fake.return_value = now + 100      # "100 seconds later"
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert fired == ["late"]
+        # unpatched: the real clock again
+        assert "time" not in vars(loop)
+        assert abs(loop.time() - time.monotonic()) < 1
+        h = loop.call_later(100, fired.append, "never")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        h.cancel()
+        assert fired == ["late"]
+
+    # (no wait_for: its deadline would read the patched clock too)
+    loop.run_until_complete(main())
+
+
+def test_subclass_overriding_time_drives_timers(loop_factory):
+    clock = [1000.0]
+
+    class FakeClock(type(loop_factory())):
+        def time(self):
+            return clock[0]
+
+    lp = FakeClock()
+    try:
+        fired = []
+        h = lp.call_later(5, fired.append, 1)
+        assert h.when() == 1005.0
+        run_once(lp)
+        assert fired == []
+        clock[0] = 1005.0
+        run_once(lp)
+        assert fired == [1]
+    finally:
+        lp.close()
