@@ -442,3 +442,42 @@ def test_subclass_overriding_time_drives_timers(loop_factory):
         assert fired == [1]
     finally:
         lp.close()
+
+
+def test_call_at_keeps_an_int_deadline_an_int(loop):
+    # asyncio's TimerHandle keeps call_at()'s `when` as given: aiohttp
+    # rounds its timeouts up to whole seconds (ceil) and checks that
+    # handle._when is that int.
+    now = int(loop.time())
+    h = loop.call_at(now + 10, lambda: None)
+    try:
+        assert type(h.when()) is int and h.when() == now + 10
+        assert type(h._when) is int
+        assert "when=%d " % (now + 10) in repr(h)
+        assert hash(h) == hash(now + 10)
+    finally:
+        h.cancel()
+    for h in (loop.call_at(now + 10.5, lambda: None), loop.call_later(10, lambda: None)):
+        assert type(h.when()) is float
+        h.cancel()
+    # an int deadline fires like any other
+    out = []
+    loop.call_at(int(loop.time()) - 1, out.append, "due")
+    run_once(loop)
+    assert out == ["due"]
+
+
+def test_int_clock_plus_int_delay_gives_an_int_deadline(loop_factory):
+    # call_later is call_at(self.time() + delay): int + int stays an int
+    class IntClock(type(loop_factory())):
+        def time(self):
+            return 1000
+
+    lp = IntClock()
+    try:
+        h = lp.call_later(5, lambda: None)
+        assert type(h.when()) is int and h.when() == 1005
+        h = lp.call_later(5.0, lambda: None)
+        assert type(h.when()) is float and h.when() == 1005.0
+    finally:
+        lp.close()

@@ -47,21 +47,31 @@ static PyObject *c_time_descr;
  * test patching it on the instance (mock.patch.object(loop, "time")) moves
  * every timer decision; do the same, but only when time() was replaced. */
 static int
-loop_now(bcl_loop *self, double *out)
+loop_now_ex(bcl_loop *self, double *out, int *is_int)
 {
     if (!self->time_override) {
         *out = bcl_loop_now();
+        if (is_int != NULL)
+            *is_int = 0;
         return 0;
     }
     PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_time);
     if (r == NULL)
         return -1;
     double v = PyFloat_AsDouble(r);
+    if (is_int != NULL)
+        *is_int = PyLong_Check(r);
     Py_DECREF(r);
     if (v == -1.0 && PyErr_Occurred())
         return -1;
     *out = v;
     return 0;
+}
+
+static int
+loop_now(bcl_loop *self, double *out)
+{
+    return loop_now_ex(self, out, NULL);
 }
 
 /* setattr/delattr on a loop: track an instance attribute named "time". */
@@ -458,8 +468,10 @@ loop_call_soon_threadsafe(bcl_loop *self, PyObject *const *args, Py_ssize_t narg
     return loop_call_soon_impl(self, args, nargsf, kwnames, "call_soon_threadsafe", 1);
 }
 
+/* when_int: asyncio would hold an int deadline (call_at(int), or an int
+ * time() plus an int delay); when() gives it back as an int. */
 static PyObject *
-loop_schedule_timer(bcl_loop *self, double when, PyObject *const *args, Py_ssize_t nargs,
+loop_schedule_timer(bcl_loop *self, double when, int when_int, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *context, const char *fname)
 {
     if (self->closed)
@@ -470,6 +482,7 @@ loop_schedule_timer(bcl_loop *self, double when, PyObject *const *args, Py_ssize
     if (h == NULL)
         return NULL;
     h->when = when;
+    h->when_int = (char)when_int;
     if (bcl_timers_push(&self->timers, h) < 0) {
         Py_DECREF(h);
         return NULL;
@@ -518,9 +531,11 @@ loop_call_later(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObje
     if (parse_time(args[0], "delay", &delay) < 0)
         return NULL;
     double now;
-    if (loop_now(self, &now) < 0)
+    int now_int;
+    if (loop_now_ex(self, &now, &now_int) < 0)
         return NULL;
-    return loop_schedule_timer(self, now + delay, args + 1, nargs - 1, context, "call_later");
+    return loop_schedule_timer(self, now + delay, now_int && PyLong_Check(args[0]),
+                               args + 1, nargs - 1, context, "call_later");
 }
 
 static PyObject *
@@ -537,7 +552,7 @@ loop_call_at(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject 
         return NULL;
     if (parse_time(args[0], "when", &when) < 0)
         return NULL;
-    return loop_schedule_timer(self, when, args + 1, nargs - 1, context, "call_at");
+    return loop_schedule_timer(self, when, PyLong_Check(args[0]), args + 1, nargs - 1, context, "call_at");
 }
 
 static PyObject *
