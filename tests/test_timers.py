@@ -388,3 +388,96 @@ def test_timer_context(loop):
     loop.call_at(loop.time(), lambda: out.append(var.get()))
     run_once(loop)
     assert out == ["timer-ctx", "default"]
+
+
+def test_time_patched_on_the_instance_drives_timers(loop):
+    # asyncio reads its clock through self.time() in call_later and in each
+    # iteration, so tests that patch loop.time (aiohttp's keep-alive tests:
+    # mock.patch.object(loop, "time")) move every timer decision.
+    from unittest import mock
+
+    fired = []
+
+    async def main():
+        now = loop.time()
+        with mock.patch.object(loop, "time") as fake:
+            fake.return_value = now
+            h = loop.call_later(100, fired.append, "late")
+            assert h.when() == now + 100
+            await asyncio.sleep(0)
+            assert fired == []
+            fake.return_value = now + 100      # "100 seconds later"
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            assert fired == ["late"]
+        # unpatched: the real clock again
+        assert "time" not in vars(loop)
+        assert abs(loop.time() - time.monotonic()) < 1
+        h = loop.call_later(100, fired.append, "never")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        h.cancel()
+        assert fired == ["late"]
+
+    # (no wait_for: its deadline would read the patched clock too)
+    loop.run_until_complete(main())
+
+
+def test_subclass_overriding_time_drives_timers(loop_factory):
+    clock = [1000.0]
+
+    class FakeClock(type(loop_factory())):
+        def time(self):
+            return clock[0]
+
+    lp = FakeClock()
+    try:
+        fired = []
+        h = lp.call_later(5, fired.append, 1)
+        assert h.when() == 1005.0
+        run_once(lp)
+        assert fired == []
+        clock[0] = 1005.0
+        run_once(lp)
+        assert fired == [1]
+    finally:
+        lp.close()
+
+
+def test_call_at_keeps_an_int_deadline_an_int(loop):
+    # asyncio's TimerHandle keeps call_at()'s `when` as given: aiohttp
+    # rounds its timeouts up to whole seconds (ceil) and checks that
+    # handle._when is that int.
+    now = int(loop.time())
+    h = loop.call_at(now + 10, lambda: None)
+    try:
+        assert type(h.when()) is int and h.when() == now + 10
+        assert type(h._when) is int
+        assert "when=%d " % (now + 10) in repr(h)
+        assert hash(h) == hash(now + 10)
+    finally:
+        h.cancel()
+    for h in (loop.call_at(now + 10.5, lambda: None), loop.call_later(10, lambda: None)):
+        assert type(h.when()) is float
+        h.cancel()
+    # an int deadline fires like any other
+    out = []
+    loop.call_at(int(loop.time()) - 1, out.append, "due")
+    run_once(loop)
+    assert out == ["due"]
+
+
+def test_int_clock_plus_int_delay_gives_an_int_deadline(loop_factory):
+    # call_later is call_at(self.time() + delay): int + int stays an int
+    class IntClock(type(loop_factory())):
+        def time(self):
+            return 1000
+
+    lp = IntClock()
+    try:
+        h = lp.call_later(5, lambda: None)
+        assert type(h.when()) is int and h.when() == 1005
+        h = lp.call_later(5.0, lambda: None)
+        assert type(h.when()) is float and h.when() == 1005.0
+    finally:
+        lp.close()

@@ -79,6 +79,7 @@ bcl_handle_new(PyTypeObject *type, PyObject *loop, PyObject *callback,
     h->seq = timer_seq++;
     h->cancelled = 0;
     h->scheduled = 0;
+    h->when_int = 0;
     PyObject_GC_Track(h);
     return h;
 }
@@ -227,7 +228,7 @@ handle_repr(bcl_handle *h)
         Py_CLEAR(item);
     }
     if (PyObject_TypeCheck(h, &bcl_timer_type)) {
-        PyObject *w = PyFloat_FromDouble(h->when);
+        PyObject *w = bcl_timer_when_object(h);
         if (w == NULL)
             goto done;
         item = PyUnicode_FromFormat("when=%R", w);
@@ -313,10 +314,18 @@ timer_get_scheduled(bcl_handle *h, void *Py_UNUSED(c))
     return PyBool_FromLong(h->scheduled);
 }
 
+PyObject *
+bcl_timer_when_object(bcl_handle *h)
+{
+    /* asyncio stores call_at()'s when as given: an int stays an int
+     * (aiohttp rounds its timeouts up to whole seconds and checks it) */
+    return h->when_int ? PyLong_FromDouble(h->when) : PyFloat_FromDouble(h->when);
+}
+
 static PyObject *
 timer_get_when(bcl_handle *h, void *Py_UNUSED(c))
 {
-    return PyFloat_FromDouble(h->when);
+    return bcl_timer_when_object(h);
 }
 
 static PyObject *
@@ -341,7 +350,7 @@ static Py_hash_t
 timer_hash(bcl_handle *h)
 {
     /* hash(self._when), as asyncio's TimerHandle */
-    PyObject *w = PyFloat_FromDouble(h->when);
+    PyObject *w = bcl_timer_when_object(h);
     if (w == NULL)
         return -1;
     Py_hash_t r = PyObject_Hash(w);

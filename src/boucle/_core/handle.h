@@ -29,6 +29,7 @@ typedef struct bcl_handle {
     uint64_t seq;                /* TimerHandle: scheduling order, breaks ties of when */
     char cancelled;              /* cancel() was called */
     char scheduled;              /* TimerHandle: currently in the loop's heap */
+    char when_int;               /* TimerHandle: when was an int (call_at(int)): when() gives an int back */
 } bcl_handle;
 
 extern PyTypeObject bcl_handle_type;
@@ -47,6 +48,9 @@ int bcl_handle_run(bcl_handle *h);
 
 /* Mark cancelled and drop callback/args. Returns 1 if it was not cancelled before. */
 int bcl_handle_cancel(bcl_handle *h, int debug);
+
+/* A TimerHandle's when as asyncio keeps it: an int if it was given one, else a float. */
+PyObject *bcl_timer_when_object(bcl_handle *h);
 
 int bcl_handle_init_types(PyObject *module);
 

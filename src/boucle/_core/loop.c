@@ -37,6 +37,56 @@ bcl_loop_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* "time" (interned) and _core.Loop.time's method descriptor, to tell
+ * whether a subclass or the instance replaced time(). */
+static PyObject *str_time;
+static PyObject *c_time_descr;
+
+/* The loop's clock. asyncio's loop reads it through self.time() (in
+ * call_later and in each iteration), so a subclass overriding time() or a
+ * test patching it on the instance (mock.patch.object(loop, "time")) moves
+ * every timer decision; do the same, but only when time() was replaced. */
+static int
+loop_now_ex(bcl_loop *self, double *out, int *is_int)
+{
+    if (!self->time_override) {
+        *out = bcl_loop_now();
+        if (is_int != NULL)
+            *is_int = 0;
+        return 0;
+    }
+    PyObject *r = PyObject_CallMethodNoArgs((PyObject *)self, str_time);
+    if (r == NULL)
+        return -1;
+    double v = PyFloat_AsDouble(r);
+    if (is_int != NULL)
+        *is_int = PyLong_Check(r);
+    Py_DECREF(r);
+    if (v == -1.0 && PyErr_Occurred())
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int
+loop_now(bcl_loop *self, double *out)
+{
+    return loop_now_ex(self, out, NULL);
+}
+
+/* setattr/delattr on a loop: track an instance attribute named "time". */
+static int
+loop_setattro(PyObject *obj, PyObject *name, PyObject *value)
+{
+    if (PyObject_GenericSetAttr(obj, name, value) < 0)
+        return -1;
+    if (PyUnicode_Check(name) && PyUnicode_CompareWithASCIIString(name, "time") == 0) {
+        bcl_loop *self = (bcl_loop *)obj;
+        self->time_override = value != NULL ? 1 : self->type_time_override;
+    }
+    return 0;
+}
+
 static PyObject *
 raise_closed(void)
 {
@@ -201,6 +251,16 @@ loop_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     self->thread_id = Py_NewRef(Py_None);
     self->task_factory = Py_NewRef(Py_None);
     bcl_stats_init(&self->stats);
+    {
+        PyObject *t = PyObject_GetAttr((PyObject *)type, str_time);
+        if (t == NULL) {
+            self->closed = 1;
+            Py_DECREF(self);
+            return NULL;
+        }
+        self->type_time_override = self->time_override = (t != c_time_descr);
+        Py_DECREF(t);
+    }
     self->clock_resolution = 1e-9;
     {
         struct timespec res;
@@ -408,8 +468,10 @@ loop_call_soon_threadsafe(bcl_loop *self, PyObject *const *args, Py_ssize_t narg
     return loop_call_soon_impl(self, args, nargsf, kwnames, "call_soon_threadsafe", 1);
 }
 
+/* when_int: asyncio would hold an int deadline (call_at(int), or an int
+ * time() plus an int delay); when() gives it back as an int. */
 static PyObject *
-loop_schedule_timer(bcl_loop *self, double when, PyObject *const *args, Py_ssize_t nargs,
+loop_schedule_timer(bcl_loop *self, double when, int when_int, PyObject *const *args, Py_ssize_t nargs,
                     PyObject *context, const char *fname)
 {
     if (self->closed)
@@ -420,6 +482,7 @@ loop_schedule_timer(bcl_loop *self, double when, PyObject *const *args, Py_ssize
     if (h == NULL)
         return NULL;
     h->when = when;
+    h->when_int = (char)when_int;
     if (bcl_timers_push(&self->timers, h) < 0) {
         Py_DECREF(h);
         return NULL;
@@ -467,7 +530,12 @@ loop_call_later(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObje
         return NULL;
     if (parse_time(args[0], "delay", &delay) < 0)
         return NULL;
-    return loop_schedule_timer(self, bcl_loop_now() + delay, args + 1, nargs - 1, context, "call_later");
+    double now;
+    int now_int;
+    if (loop_now_ex(self, &now, &now_int) < 0)
+        return NULL;
+    return loop_schedule_timer(self, now + delay, now_int && PyLong_Check(args[0]),
+                               args + 1, nargs - 1, context, "call_later");
 }
 
 static PyObject *
@@ -484,7 +552,7 @@ loop_call_at(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObject 
         return NULL;
     if (parse_time(args[0], "when", &when) < 0)
         return NULL;
-    return loop_schedule_timer(self, when, args + 1, nargs - 1, context, "call_at");
+    return loop_schedule_timer(self, when, PyLong_Check(args[0]), args + 1, nargs - 1, context, "call_at");
 }
 
 static PyObject *
@@ -648,7 +716,10 @@ loop_run_once(bcl_loop *self)
         timeout_ns = 0;
     }
     else if (top != NULL) {
-        double dt = top->when - bcl_loop_now();
+        double now;
+        if (loop_now(self, &now) < 0)
+            return -1;
+        double dt = top->when - now;
         if (dt < 0)
             dt = 0;
         else if (dt > BCL_MAX_TIMEOUT)
@@ -699,7 +770,10 @@ loop_run_once(bcl_loop *self)
     }
 
     if (self->timers.len > 0) {
-        double end = bcl_loop_now() + self->clock_resolution;
+        double end;
+        if (loop_now(self, &end) < 0)
+            return -1;
+        end += self->clock_resolution;
         while ((top = bcl_timers_peek(&self->timers)) != NULL && top->when < end) {
             bcl_handle *h = bcl_timers_pop(&self->timers);
             self->stats.timers_fired++;
@@ -1357,6 +1431,7 @@ PyTypeObject bcl_loop_type = {
     .tp_name = "boucle._core.Loop",
     .tp_basicsize = sizeof(bcl_loop),
     .tp_dealloc = (destructor)loop_dealloc,
+    .tp_setattro = loop_setattro,
     .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
     .tp_doc = "The C core of boucle's event loop (use boucle.Loop).",
     .tp_traverse = (traverseproc)loop_traverse,
@@ -1370,6 +1445,12 @@ int
 bcl_loop_init_type(PyObject *module)
 {
     if (PyType_Ready(&bcl_loop_type) < 0)
+        return -1;
+    str_time = PyUnicode_InternFromString("time");
+    if (str_time == NULL)
+        return -1;
+    c_time_descr = PyObject_GetAttr((PyObject *)&bcl_loop_type, str_time);
+    if (c_time_descr == NULL)
         return -1;
     return PyModule_AddObjectRef(module, "Loop", (PyObject *)&bcl_loop_type);
 }

@@ -40,6 +40,8 @@ typedef struct bcl_loop {
     char debug;               /* asyncio debug mode */
     char running;             /* inside _run() (C iteration active) */
     char signal_dispatch;     /* add_signal_handler is active: hand signal numbers to Python */
+    char time_override;       /* time() is replaced (subclass or instance attribute): read the clock through it */
+    char type_time_override;  /* the subclass itself defines time() */
     double clock_resolution;  /* timers due within this of now fire */
     unsigned long run_thread; /* PyThread_get_thread_ident() of the thread inside _run() (valid while running) */
     PyObject *thread_id;      /* threading.get_ident() of the running thread, or None */
