@@ -392,3 +392,38 @@ def test_stale_check_error_is_logged(loop, tmp_path, caplog):
     assert exc.errno == errno.ENOTDIR
     assert any(r.getMessage().startswith("Unable to check or remove stale UNIX socket")
                for r in caplog.records)
+
+
+def test_no_python_level_file_calls_on_the_loop(sock_path, monkeypatch):
+    """boucle only. Blocking-call detectors (blockbuster, in aiohttp's test
+    suite and others) flag os.stat/os.remove/os.unlink made from a loop
+    thread and allow asyncio's own unix_events frames; boucle makes those
+    calls in C, so create_unix_server over a stale file and (3.13) its
+    cleanup of the socket file work with the os functions forbidden."""
+    from conftest import boucle
+
+    old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old.bind(sock_path)
+    old.close()                              # a stale socket file
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a Python-level file call from the loop: %r" % (args,))
+
+    loop = boucle.new_event_loop()
+
+    async def main():
+        kwargs = {"cleanup_socket": True} if PY313 else {}
+        for name in ("stat", "lstat", "remove", "unlink"):
+            monkeypatch.setattr(os, name, forbidden)
+        server = await asyncio.start_unix_server(upper_handler, sock_path, **kwargs)
+        line = await echo_once(sock_path)
+        server.close()
+        await server.wait_closed()
+        monkeypatch.undo()
+        return line
+
+    try:
+        assert run(loop, main()) == b"HELLO\n"
+    finally:
+        loop.close()
+    assert os.path.exists(sock_path) != PY313     # 3.13 removed it

@@ -16,7 +16,6 @@ import errno
 import os
 from operator import index as _index
 import socket
-import stat
 import sys
 
 from asyncio import base_events, tasks
@@ -119,11 +118,9 @@ def _check_unix_stream_sock(sock):
 
 
 def _remove_stale_socket(path):
+    # stat + unlink in C (_core/unixpath.c says why not os.stat/os.remove)
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
+        _core._unix_unlink_if(path, None)
     except OSError as err:
         # the directory may only allow creating the socket
         logger.error("Unable to check or remove stale UNIX socket %r: %r", path, err)
@@ -296,10 +293,9 @@ class UnixMixin:
         if cleanup_socket:
             name = sock.getsockname()
             if not _is_abstract(name):
-                try:
-                    self._unix_server_sockets[sock] = os.stat(name).st_ino
-                except FileNotFoundError:
-                    pass
+                ino = _core._unix_inode(name)
+                if ino is not None:
+                    self._unix_server_sockets[sock] = ino
 
         sock.setblocking(False)
         if _PY311:
@@ -339,10 +335,7 @@ class UnixMixin:
             return
         prev_ino = registry.pop(sock)
         try:
-            if os.stat(path).st_ino == prev_ino:
-                os.unlink(path)
-        except FileNotFoundError:
-            pass
+            _core._unix_unlink_if(path, prev_ino)
         except OSError as err:
             logger.error("Unable to clean up listening UNIX socket %r: %r",
                          path, err)

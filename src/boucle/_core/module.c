@@ -7,6 +7,7 @@
 #include "sock.h"
 #include "dgram.h"
 #include "sslpump.h"
+#include "unixpath.h"
 
 #include <pthread.h>
 
@@ -139,7 +140,7 @@ PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (bcl_sslpump_init(m) < 0) {
+    if (bcl_sslpump_init(m) < 0 || bcl_unixpath_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }
