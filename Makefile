@@ -86,6 +86,7 @@ REFLEAKS_CORE ?= tests --ignore=tests/integration --ignore=tests/cpython --ignor
 REFLEAKS_DESELECT ?= \
     tests/test_datagram.py::test_transport_types_and_extra_info[asyncio] \
     tests/test_datagram.py::test_pause_and_resume_reading[asyncio] \
+    tests/test_datagram.py::test_pause_then_resume_drops_the_read_event_already_polled[asyncio] \
     tests/test_datagram.py::test_connection_made_order_and_pause_in_connection_made[asyncio] \
     tests/test_datagram.py::test_debug_mode_logs_pause_and_resume[asyncio] \
     tests/test_pipes.py::test_read_pipe_pause_resume[asyncio] \

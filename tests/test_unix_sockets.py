@@ -399,27 +399,29 @@ def test_no_python_level_file_calls_on_the_loop(sock_path, monkeypatch):
     suite and others) flag os.stat/os.remove/os.unlink made from a loop
     thread and allow asyncio's own unix_events frames; boucle makes those
     calls in C, so create_unix_server over a stale file and (3.13) its
-    cleanup of the socket file work with the os functions forbidden."""
+    cleanup of the socket file work with boucle's Python layer denied them."""
     from conftest import boucle
+    import boucle._unix as unix_layer
 
     old = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     old.bind(sock_path)
     old.close()                              # a stale socket file
 
-    def forbidden(*args, **kwargs):
-        raise AssertionError("a Python-level file call from the loop: %r" % (args,))
+    class GuardedOs:
+        def __getattr__(self, name):
+            if name in ("stat", "lstat", "remove", "unlink"):
+                raise AssertionError("boucle called os.%s on the loop" % name)
+            return getattr(os, name)
 
+    monkeypatch.setattr(unix_layer, "os", GuardedOs())
     loop = boucle.new_event_loop()
 
     async def main():
         kwargs = {"cleanup_socket": True} if PY313 else {}
-        for name in ("stat", "lstat", "remove", "unlink"):
-            monkeypatch.setattr(os, name, forbidden)
         server = await asyncio.start_unix_server(upper_handler, sock_path, **kwargs)
         line = await echo_once(sock_path)
         server.close()
         await server.wait_closed()
-        monkeypatch.undo()
         return line
 
     try:
