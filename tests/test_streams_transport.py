@@ -668,6 +668,7 @@ def test_unix_transport_unaffected_by_nodelay(loop):
     """The TCP option is not for Unix sockets: the transport works as before."""
     async def main():
         a, b = socket.socketpair()
+        b.setblocking(False)
         tr, pr = await loop.connect_accepted_socket(lambda: Recorder(loop), a)
         tr.write(b"ping")
         data = await loop.sock_recv(b, 4)
