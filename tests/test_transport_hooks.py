@@ -285,3 +285,43 @@ def test_socket_subclass_blocking_error_is_retried(loop):
         finally:
             b.close()
     run(loop, main())
+
+
+class Lying(socket.socket):
+    """send()/sendmsg() answer a count they were not given."""
+    answer = 0
+
+    def send(self, data, *args):
+        return self.answer
+
+    def sendmsg(self, buffers, *args):
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [1000, -3])
+def test_socket_subclass_out_of_range_send_count_is_fatal(answer):
+    """boucle only (asyncio slices its data with the count and carries on):
+    the count decides how much of boucle's C write buffer is dropped, so a
+    count beyond what was offered, or negative, ends the connection with a
+    RuntimeError instead of corrupting the buffer."""
+    from conftest import boucle
+    loop = boucle.new_event_loop()
+
+    async def main():
+        a, b = socket.socketpair()
+        f = Lying(a.family, a.type, a.proto, fileno=a.detach())
+        f.setblocking(False)
+        loop.set_exception_handler(lambda lp, ctx: None)
+        try:
+            tr, pr = await loop.create_connection(lambda: Proto(loop), sock=f)
+            f.answer = answer
+            tr.write(b"abc")
+            return await pr.lost
+        finally:
+            b.close()
+
+    try:
+        exc = loop.run_until_complete(asyncio.wait_for(main(), 30))
+    finally:
+        loop.close()
+    assert isinstance(exc, RuntimeError) and "returned %d for 3 bytes" % answer in str(exc)

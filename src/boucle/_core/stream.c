@@ -175,6 +175,18 @@ stream_py_send(bcl_stream *self, struct iovec *iov, int cnt, int from_buffer)
     Py_DECREF(r);
     if (n == -1 && PyErr_Occurred())
         return stream_py_error();
+    /* the count decides how much of the buffer is dropped: a subclass
+     * answering more than it was given (or a negative count) must not walk
+     * the write buffer out of bounds */
+    Py_ssize_t offered = 0;
+    for (int i = 0; i < (from_buffer ? cnt : 1); i++)
+        offered += (Py_ssize_t)iov[i].iov_len;
+    if (n < 0 || n > offered) {
+        PyErr_Format(PyExc_RuntimeError,
+                     "socket %s() returned %zd for %zd bytes",
+                     from_buffer ? "sendmsg" : "send", n, offered);
+        return stream_py_error();
+    }
     return n;
 }
 
