@@ -1217,7 +1217,8 @@ def fd_limit():
     def exhaust(free=0):
         release()
         top = max(int(fd) for fd in os.listdir("/proc/self/fd"))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (top + 8, hard))
+        # room for at least ``free`` + 8 fillers whatever holes lie below top
+        resource.setrlimit(resource.RLIMIT_NOFILE, (top + 9 + free, hard))
         while True:
             try:
                 fillers.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
