@@ -35,12 +35,37 @@ _SHUTDOWN = _State.SHUTDOWN
 _SSLObject = ssl.SSLObject
 _ssl_read = _core._ssl_read
 _ssl_write = _core._ssl_write
+_tls_bios = _core._tls_bios
 
 
 class SSLProtocol(sslproto.SSLProtocol):
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # boucle's ciphertext queues instead of the two ssl.MemoryBIOs
+        # (tlsbio.c: no zeroing, no copy into bytes on the way out, the
+        # transport reads straight into the incoming queue)
+        self._tls_queues = False
+        sslobj = self._sslobj
+        if type(sslobj) is _SSLObject:
+            bios = _tls_bios(sslobj._sslobj)
+            if bios is not None:
+                self._incoming, self._outgoing = bios
+                self._tls_queues = True
+                # asyncio's 256 KiB receive buffer is not used any more
+                self._ssl_buffer = bytearray()
+                self._ssl_buffer_view = memoryview(self._ssl_buffer)
+
+    def get_buffer(self, n):
+        if self._tls_queues:
+            return self._incoming.get_buffer(n)
+        return super().get_buffer(n)
+
     def buffer_updated(self, nbytes):
-        self._incoming.write(self._ssl_buffer_view[:nbytes])
+        if self._tls_queues:
+            self._incoming.commit(nbytes)
+        else:
+            self._incoming.write(self._ssl_buffer_view[:nbytes])
         state = self._state
         if state is _WRAPPED:
             sslobj = self._sslobj

@@ -8,6 +8,7 @@
 #include "dgram.h"
 #include "sslpump.h"
 #include "unixpath.h"
+#include "tlsbio.h"
 
 #include <pthread.h>
 
@@ -140,7 +141,7 @@ PyInit__core(void)
         Py_DECREF(m);
         return NULL;
     }
-    if (bcl_sslpump_init(m) < 0 || bcl_unixpath_init(m) < 0) {
+    if (bcl_sslpump_init(m) < 0 || bcl_tlsbio_init(m) < 0 || bcl_unixpath_init(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -19,6 +19,8 @@
  * state, with a plain ssl.SSLObject, and does everything else as asyncio does.
  */
 #include "sslpump.h"
+#include "stream.h"
+#include "tlsbio.h"
 
 /* Slack above the incoming BIO's size when sizing the plaintext buffer: the
  * SSL object may hold the head of a record (up to 16 KiB of plaintext) read
@@ -200,6 +202,20 @@ bcl_ssl_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
         if (count == NULL)
             return NULL;
     }
+    const char *p;
+    Py_ssize_t qlen = bcl_tlsbio_peek(outgoing, &p);
+    if (qlen > 0) {
+        /* boucle's queue (tlsbio.c): a StreamTransport sends from it */
+        int done = bcl_stream_write_mem(transport, p, qlen);
+        if (done < 0)
+            goto error;
+        if (done) {
+            bcl_tlsbio_consume(outgoing, qlen);
+            return count;
+        }
+    }
+    if (qlen == 0)
+        return count;
     out = PyObject_CallMethodNoArgs(outgoing, bcl_ssl_g.str_read);
     if (out == NULL)
         goto error;

@@ -1703,6 +1703,37 @@ sock_write_lost(bcl_stream *self)
     Py_RETURN_NONE;
 }
 
+/* The part of write() after the argument checks: len bytes at p, which
+ * live in owner (NULL: memory that must be copied if it is kept). */
+static PyObject *
+sock_write_mem(bcl_stream *self, PyObject *owner, const char *p, Py_ssize_t len)
+{
+    if (len == 0)
+        Py_RETURN_NONE;
+    if (self->conn_lost || self->loop == NULL)
+        return sock_write_lost(self);
+    if (self->wbuf.size == 0) {
+        /* try to send now */
+        Py_ssize_t n = bcl_stream_send(self, p, len);
+        if (n == len)
+            Py_RETURN_NONE;
+        if (n < 0 && n != -EAGAIN) {
+            if (sock_fatal_errno(self, (int)n, "Fatal write error on socket transport") < 0)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+        if (n > 0) {
+            p += n;
+            len -= n;
+        }
+        if (bcl_stream_set_writing(self, 1) < 0)
+            return NULL;
+    }
+    if (bcl_stream_buffer(self, owner, p, len) < 0 || bcl_stream_maybe_pause(self) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 sock_write(PyObject *op, PyObject *data)
 {
@@ -1730,43 +1761,30 @@ sock_write(PyObject *op, PyObject *data)
             return NULL;
         Py_RETURN_NONE;
     }
-    if (view.len == 0) {
-        PyBuffer_Release(&view);
-        Py_RETURN_NONE;
-    }
-    if (self->conn_lost || self->loop == NULL) {
-        PyBuffer_Release(&view);
-        return sock_write_lost(self);
-    }
-    const char *p = view.buf;
-    Py_ssize_t len = view.len;
-    if (self->wbuf.size == 0) {
-        /* try to send now */
-        Py_ssize_t n = bcl_stream_send(self, p, len);
-        if (n == len) {
-            PyBuffer_Release(&view);
-            Py_RETURN_NONE;
-        }
-        if (n < 0 && n != -EAGAIN) {
-            PyBuffer_Release(&view);
-            if (sock_fatal_errno(self, (int)n, "Fatal write error on socket transport") < 0)
-                return NULL;
-            Py_RETURN_NONE;
-        }
-        if (n > 0) {
-            p += n;
-            len -= n;
-        }
-        if (bcl_stream_set_writing(self, 1) < 0) {
-            PyBuffer_Release(&view);
-            return NULL;
-        }
-    }
-    int r = bcl_stream_buffer(self, data, p, len);
+    PyObject *r = sock_write_mem(self, data, view.buf, view.len);
     PyBuffer_Release(&view);
-    if (r < 0 || bcl_stream_maybe_pause(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return r;
+}
+
+int
+bcl_stream_write_mem(PyObject *op, const char *p, Py_ssize_t len)
+{
+    if (Py_TYPE(op) != (PyTypeObject *)sock_type)
+        return 0;
+    bcl_stream *self = (bcl_stream *)op;
+    if (self->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        return -1;
+    }
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
+        return -1;
+    }
+    PyObject *r = sock_write_mem(self, NULL, p, len);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 1;
 }
 
 static PyObject *
