@@ -21,6 +21,30 @@ SERVER_PEM = os.path.join(HERE, "certs", "server.pem")
 _core = boucle._core
 
 
+def _queues_available():
+    obj = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO())
+    return _core._tls_bios(obj._sslobj) is not None
+
+
+QUEUES = _queues_available()
+needs_queues = pytest.mark.skipif(
+    not QUEUES, reason="this interpreter's _ssl does not expose OpenSSL's functions "
+                       "(linked statically): boucle keeps asyncio's memory BIOs")
+
+
+def test_queues_are_used_wherever_openssl_is_reachable():
+    # boucle must not give up on an interpreter whose _ssl module reaches
+    # OpenSSL as a shared library
+    import ctypes
+    import _ssl
+    path = getattr(_ssl, "__file__", None)
+    try:
+        reachable = path is not None and bool(ctypes.CDLL(path).SSL_set0_rbio)
+    except (OSError, AttributeError):
+        reachable = False
+    assert QUEUES == reachable
+
+
 def contexts():
     sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     sctx.load_cert_chain(SERVER_PEM)
@@ -93,6 +117,7 @@ def ops(bio):
     return out
 
 
+@needs_queues
 def test_tls_buffer_answers_as_memory_bio():
     cctx, _ = contexts()
     obj = cctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
@@ -100,6 +125,7 @@ def test_tls_buffer_answers_as_memory_bio():
     assert ops(incoming) == ops(ssl.MemoryBIO())
 
 
+@needs_queues
 @pytest.mark.parametrize("client_queues,server_queues",
                          [(True, True), (True, False), (False, True)])
 def test_data_crosses_both_ways_with_any_mix_of_bios(client_queues, server_queues):
@@ -117,6 +143,7 @@ def test_data_crosses_both_ways_with_any_mix_of_bios(client_queues, server_queue
     assert s[0].read(10) == b""
 
 
+@needs_queues
 def test_transport_reads_straight_into_the_incoming_queue():
     c, s = make_pair(False, True)
     data = os.urandom(200000)
@@ -139,6 +166,7 @@ def test_transport_reads_straight_into_the_incoming_queue():
     assert s[1].pending == 0
 
 
+@needs_queues
 def test_commit_accepts_only_what_get_buffer_offered():
     _, s = make_pair(False, True)
     incoming = s[1]
@@ -162,6 +190,7 @@ def test_commit_accepts_only_what_get_buffer_offered():
     assert incoming.read() == b"abc"
 
 
+@needs_queues
 def test_an_exported_buffer_never_moves():
     _, s = make_pair(False, True)
     incoming = s[1]
@@ -179,6 +208,7 @@ def test_an_exported_buffer_never_moves():
     assert incoming.read(4) == b"abcz"
 
 
+@needs_queues
 def test_only_a_fresh_sslobject_takes_the_queues():
     cctx, _ = contexts()
     for thing in (None, 42, ssl.MemoryBIO(), b"x"):
@@ -192,6 +222,7 @@ def test_only_a_fresh_sslobject_takes_the_queues():
     assert _core._tls_bios(fresh._sslobj) is None   # already taken
 
 
+@needs_queues
 def test_write_to_another_transport_gets_bytes():
     c, s = make_pair(True, False)
 
@@ -210,9 +241,8 @@ def test_write_to_another_transport_gets_bytes():
     assert read_all(s) == b"payload" * 1000
 
 
+@needs_queues
 def test_queues_are_freed_with_the_sslobject():
-    cctx, sctx = contexts()
-
     def cycle():
         c, s = make_pair(True, True)
         c[0].write(os.urandom(100000))
@@ -238,6 +268,7 @@ def test_queues_are_freed_with_the_sslobject():
     assert after - before < 512 * 1024
 
 
+@needs_queues
 @pytest.mark.skipif(sys.version_info < (3, 11),
                     reason="3.10 keeps asyncio's SSLProtocol as it is")
 def test_boucle_connections_use_the_queues():
