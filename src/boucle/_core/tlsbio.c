@@ -85,7 +85,8 @@ static struct {
     PyTypeObject *sslsocket_type;     /* _ssl._SSLSocket (strong) */
 } ossl;
 
-/* The head of CPython's PySSLSocket (Modules/_ssl.c), 3.10 to 3.14. */
+/* The head of CPython's PySSLSocket (Modules/_ssl.c), unchanged from 3.10
+ * on; tls_bios() checks the SSL* it finds against _ssl's app data. */
 typedef struct {
     PyObject_HEAD
     PyObject *socket_weakref;
@@ -96,11 +97,12 @@ typedef struct {
  * Invariants: head <= tail <= cap; buf is NULL iff cap == 0; refs counts
  * the owners still holding it (the TLSBuffer, the OpenSSL BIO), the last
  * one frees it; while exports > 0 (a memoryview from get_buffer points
- * into the room at tail) buf does not move and nothing is appended; lent is the size of the region at tail that
- * the last get_buffer() offered, reset by any other change of tail (commit()
- * accepts at most lent bytes); eof: write_eof() was called. OpenSSL's
- * callbacks touch it without the GIL (SSL_read/SSL_write release it),
- * Python with it: one thread at a time, as with ssl.MemoryBIO. */
+ * into the room at tail) buf does not move and nothing is appended; lent
+ * is the size of the room the last get_buffer() offered, reset by any
+ * other change of tail (commit() accepts at most lent bytes); eof:
+ * write_eof() was called. OpenSSL's callbacks touch it without the GIL
+ * (SSL_read/SSL_write release it), Python with it: one thread at a time,
+ * as with ssl.MemoryBIO. */
 typedef struct {
     char *buf;
     size_t head, tail, cap, lent;
@@ -116,6 +118,13 @@ typedef struct {
 } tls_buffer;
 
 static PyTypeObject tls_buffer_type;
+
+/* buf + off, without arithmetic on a NULL buf (cap == 0, off == 0). */
+static inline char *
+tlsq_at(tlsq *q, size_t off)
+{
+    return q->buf != NULL ? q->buf + off : NULL;
+}
 
 static void
 tlsq_unref(tlsq *q)
@@ -209,6 +218,8 @@ static long
 tlsq_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
 {
     tlsq *q = ossl.BIO_get_data(b);
+    if (q == NULL)
+        return 0;
     switch (cmd) {
     case OSSL_BIO_CTRL_PENDING:
         return (long)(q->tail - q->head);
@@ -221,7 +232,8 @@ tlsq_bio_ctrl(BIO *b, int cmd, long num, void *ptr)
     case OSSL_BIO_CTRL_FLUSH:
     case OSSL_BIO_CTRL_DUP:
         return 1;
-    default:   /* WPENDING and everything else: 0, as for a memory BIO */
+    case OSSL_BIO_CTRL_WPENDING:   /* nothing is held back for writing */
+    default:                       /* the rest: not supported, as a memory BIO */
         return 0;
     }
 }
@@ -395,7 +407,7 @@ tls_buffer_read(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
     if (avail > INT_MAX)
         avail = INT_MAX;
     size_t n = (size >= 0 && (size_t)size < avail) ? (size_t)size : avail;
-    PyObject *r = PyBytes_FromStringAndSize(q->buf ? q->buf + q->head : NULL, (Py_ssize_t)n);
+    PyObject *r = PyBytes_FromStringAndSize(tlsq_at(q, q->head), (Py_ssize_t)n);
     if (r != NULL) {
         q->head += n;
         tlsq_rewind(q);
@@ -470,7 +482,7 @@ static int
 tls_buffer_getbuffer(PyObject *op, Py_buffer *view, int flags)
 {
     tlsq *q = ((tls_buffer *)op)->q;
-    if (PyBuffer_FillInfo(view, op, q->buf + q->tail, (Py_ssize_t)(q->cap - q->tail),
+    if (PyBuffer_FillInfo(view, op, tlsq_at(q, q->tail), (Py_ssize_t)(q->cap - q->tail),
                           0, flags) < 0)
         return -1;
     q->exports++;
@@ -489,7 +501,7 @@ bcl_tlsbio_peek(PyObject *obj, const char **p)
     if (Py_TYPE(obj) != &tls_buffer_type)
         return -1;
     tlsq *q = ((tls_buffer *)obj)->q;
-    *p = q->buf + q->head;
+    *p = tlsq_at(q, q->head);
     return (Py_ssize_t)(q->tail - q->head);
 }
 
