@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from conftest import boucle
+from conftest import boucle, tls_handshake_in_memory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CA_PEM = os.path.join(HERE, "certs", "ca.pem")
@@ -42,19 +42,7 @@ def pair():
         inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
         sides.append((ctx.wrap_bio(inc, out, **kw), inc, out))
     c, s = sides
-    for _ in range(10):
-        done = 0
-        for (obj, _, out), (_, peer_in, _) in ((c, s), (s, c)):
-            try:
-                obj.do_handshake()
-                done += 1
-            except ssl.SSLWantReadError:
-                pass
-            peer_in.write(out.read())
-        if done == 2:
-            break
-    else:
-        raise AssertionError("handshake did not complete")
+    tls_handshake_in_memory(c, s)
     # TLS 1.3 session tickets: let the client consume them
     with pytest.raises(ssl.SSLWantReadError):
         c[0].read(1)

@@ -12,7 +12,7 @@ import tracemalloc
 
 import pytest
 
-from conftest import boucle
+from conftest import boucle, tls_handshake_in_memory
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CA_PEM = os.path.join(HERE, "certs", "ca.pem")
@@ -71,19 +71,7 @@ def make_pair(client_queues, server_queues):
             inc, out = queued(obj)
         sides.append((obj, inc, out))
     c, s = sides
-    for _ in range(10):
-        done = 0
-        for (obj, _, out), (_, peer_in, _) in ((c, s), (s, c)):
-            try:
-                obj.do_handshake()
-                done += 1
-            except ssl.SSLWantReadError:
-                pass
-            peer_in.write(out.read())
-        if done == 2:
-            break
-    else:
-        raise AssertionError("handshake did not complete")
+    tls_handshake_in_memory(c, s)
     return c, s
 
 
