@@ -19,6 +19,13 @@ state, paused reading, a BufferedProtocol app, a custom
 ``SSLContext.sslobject_class``, a backlog, memoryviews, writelines) takes
 asyncio's own methods.
 
+In every state, the ciphertext lives in ``_core.TLSBuffer`` queues rather
+than ``ssl.MemoryBIO`` objects when the interpreter's ``_ssl`` lets boucle
+give the SSLObject BIOs of its own (``tlsbio.c``): they answer asyncio's
+code as MemoryBIOs do, the transport reads straight into the incoming one
+(``get_buffer``/``buffer_updated``), and ``_ssl_write`` sends the outgoing
+one's bytes without a copy into a bytes object.
+
 3.10's sslproto is a different design (``_SSLPipe``); it is used unchanged.
 """
 
