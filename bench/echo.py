@@ -336,10 +336,13 @@ class Bench:
         self.python = args.python
         self.loadgen = build("loadgen")
         self.echo_c = build("echo_c")
+        self.echo_uring = build("echo_uring") if args.c_uring else None
         self.wrk = shutil.which("wrk") if "wrk" in args.http_tools else None
         self.unavailable = {}          # (bench, kind, loop) -> reason, for servers that hang
 
     def server_cmd(self, bench, kind, loop):
+        if loop == "c" and kind == "c-uring":
+            return [self.echo_uring, "--setup", "defer"]
         if loop == "c":
             return [self.echo_c] + (["--http"] if bench == "http" else [])
         if bench == "http" and kind == "httptools":
@@ -551,7 +554,7 @@ COLUMNS = [
 
 
 def row_cells(r):
-    name = "C epoll" if r["kind"] == "c" else r["kind"]
+    name = {"c": "C epoll", "c-uring": "C io_uring"}.get(r["kind"], r["kind"])
     cells = [name, "-" if r["loop"] == "c" else r["loop"]]
     if r["status"] != "ok":
         return cells + ["%s: %s" % (r["status"], r["note"])]
@@ -729,6 +732,8 @@ def plan(args, bench):
         for size in args.sizes:
             if not args.no_c:
                 todo.append(("echo", "loadgen", "c", "c", size))
+            if args.c_uring:
+                todo.append(("echo", "loadgen", "c-uring", "c", size))
             for kind in args.kinds:
                 for loop in args.loops:
                     todo.append(("echo", "loadgen", kind, loop, size))
@@ -754,6 +759,9 @@ def parse_args(argv):
     ap.add_argument("--loops", default=",".join(ALL_LOOPS))
     ap.add_argument("--kinds", default=",".join(ALL_KINDS), help="echo server kinds")
     ap.add_argument("--no-c", action="store_true", help="skip the C floor servers")
+    ap.add_argument("--c-uring", action="store_true",
+                    help="also run bench/echo_uring.c (a C io_uring echo server: recv/send "
+                         "by completion, DEFER_TASKRUN) beside the C epoll floor")
     ap.add_argument("--sizes", default=None, help="echo message sizes (default 1k,10k,100k)")
     ap.add_argument("--conns", type=int, default=50)
     ap.add_argument("--duration", type=float, default=None, help="seconds measured per row (5)")
@@ -816,11 +824,12 @@ def parse_args(argv):
 
 def probe(args, bench):
     print("probing servers (start, then a few round trips with a blocking client):")
-    for bench_name, kinds in (("echo", ["c"] + args.kinds), ("http", ["c"] + args.http_kinds)):
+    c_echo = ["c"] + (["c-uring"] if args.c_uring else [])
+    for bench_name, kinds in (("echo", c_echo + args.kinds), ("http", ["c"] + args.http_kinds)):
         if bench_name not in args.only:
             continue
         for kind in kinds:
-            for loop in (["c"] if kind == "c" else args.loops):
+            for loop in (["c"] if kind in ("c", "c-uring") else args.loops):
                 srv, reason = bench.start_server(bench_name, kind, loop)
                 if srv:
                     srv.stop()
@@ -870,7 +879,8 @@ def run(args, boucle_source):
             if prev is not None and prev["status"] != "ok":
                 continue
             bench_name, tool, kind, loop, size = item
-            label = "%s %s %s %s %s" % (bench_name, tool, "C" if kind == "c" else kind,
+            name = {"c": "C", "c-uring": "C io_uring"}.get(kind, kind)
+            label = "%s %s %s %s %s" % (bench_name, tool, name,
                                         "" if loop == "c" else loop, fmt_size(size) if size else "")
             print("  %-45s" % " ".join(label.split()), end="", flush=True)
             row = bench.measure(bench_name, tool, kind, loop, size)
