@@ -6,8 +6,10 @@ between OpenSSL and the transport, and free what they hold.
 import asyncio
 import gc
 import os
+import socket
 import ssl
 import sys
+import sysconfig
 import tracemalloc
 
 import pytest
@@ -42,6 +44,8 @@ def test_queues_are_used_wherever_openssl_is_reachable():
         reachable = path is not None and bool(ctypes.CDLL(path).SSL_set0_rbio)
     except (OSError, AttributeError):
         reachable = False
+    if sysconfig.get_config_var("Py_GIL_DISABLED") or sys.version_info >= (3, 15):
+        reachable = False     # off by design there (tlsbio.c: ossl_load)
     assert QUEUES == reachable
 
 
@@ -129,6 +133,63 @@ def test_data_crosses_both_ways_with_any_mix_of_bios(client_queues, server_queue
         c[0].unwrap()
     s[1].write(c[2].read())
     assert s[0].read(10) == b""
+
+
+@needs_queues
+@pytest.mark.parametrize("server_queues", [False, True])
+def test_end_of_ciphertext_reads_as_with_memory_bio(server_queues):
+    # write_eof() then a read: the SSL object sees the end of the stream
+    # (SSLEOFError without close_notify), not "want more data"
+    c, s = make_pair(False, server_queues)
+    c[0].write(b"last words")
+    s[1].write(c[2].read())
+    s[1].write_eof()
+    assert s[0].read(100) == b"last words"
+    with pytest.raises(ssl.SSLEOFError):
+        s[0].read(100)
+    assert s[1].eof
+
+
+@needs_queues
+def test_a_tls_buffer_is_not_bytes_like():
+    # as ssl.MemoryBIO: only get_buffer() hands out (the free) memory
+    cctx, _ = contexts()
+    obj = cctx.wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
+    incoming, outgoing = queued(obj)
+    incoming.write(b"secret")
+    for q in (incoming, outgoing, ssl.MemoryBIO()):
+        with pytest.raises(TypeError):
+            memoryview(q)
+        with pytest.raises(TypeError):
+            bytes(q)
+    with pytest.raises(OverflowError):
+        incoming.read(2 ** 40)            # MemoryBIO.read takes a C int
+    assert incoming.read() == b"secret"
+
+
+@needs_queues
+def test_bytes_handed_to_a_failing_transport_are_not_sent_again():
+    # _ssl_write takes the records out of the queue before writing them, as
+    # MemoryBIO.read() did: a write that raises leaves nothing to resend
+    c, s = make_pair(True, False)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = socket.socketpair()
+        with a, b:
+            transport, _ = await loop.connect_accepted_socket(asyncio.Protocol, a)
+            assert type(transport) is _core.StreamTransport
+            transport.write_eof()
+            with pytest.raises(RuntimeError, match="write_eof"):
+                _core._ssl_write(c[0]._sslobj, c[2], b"payload", transport)
+            assert c[2].pending == 0
+            transport.abort()
+
+    loop = boucle.new_event_loop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
 
 
 @needs_queues

@@ -178,8 +178,9 @@ error:
 }
 
 /* _ssl_write(sslobj, outgoing, data, transport): sslobj.write(data), then
- * transport.write(outgoing.read()) if the BIO holds anything: asyncio's
- * _do_write for one buffer followed by the I/O of _process_outgoing.
+ * transport.write(outgoing.read()) if the BIO holds anything (a TLSBuffer's
+ * bytes go to a StreamTransport without the intermediate bytes object):
+ * asyncio's _do_write for one buffer followed by the I/O of _process_outgoing.
  * Returns the count written, or -1 when sslobj.write raised SSLAgainErrors
  * (nothing written; the outgoing BIO is still flushed). Any other error of
  * sslobj.write propagates before the BIO is touched, as in asyncio. */
@@ -204,18 +205,19 @@ bcl_ssl_write(PyObject *mod, PyObject *const *args, Py_ssize_t nargs)
     }
     const char *p;
     Py_ssize_t qlen = bcl_tlsbio_peek(outgoing, &p);
-    if (qlen > 0) {
-        /* boucle's queue (tlsbio.c): a StreamTransport sends from it */
-        int done = bcl_stream_write_mem(transport, p, qlen);
-        if (done < 0)
-            goto error;
-        if (done) {
-            bcl_tlsbio_consume(outgoing, qlen);
-            return count;
-        }
-    }
     if (qlen == 0)
         return count;
+    if (qlen > 0 && bcl_stream_is_socket_transport(transport)) {
+        /* boucle's queue (tlsbio.c) into a StreamTransport: sent from where
+         * it lies. Taken out of the queue first, as MemoryBIO.read() would:
+         * a failing write must not leave bytes to be sent again, and the
+         * Python code write() may run must not see them. Nothing writes to
+         * the queue before write() has sent or copied them. */
+        bcl_tlsbio_consume(outgoing, qlen);
+        if (bcl_stream_write_mem(transport, p, qlen) < 0)
+            goto error;
+        return count;
+    }
     out = PyObject_CallMethodNoArgs(outgoing, bcl_ssl_g.str_read);
     if (out == NULL)
         goto error;

@@ -1767,10 +1767,14 @@ sock_write(PyObject *op, PyObject *data)
 }
 
 int
+bcl_stream_is_socket_transport(PyObject *op)
+{
+    return Py_TYPE(op) == (PyTypeObject *)sock_type;
+}
+
+int
 bcl_stream_write_mem(PyObject *op, const char *p, Py_ssize_t len)
 {
-    if (Py_TYPE(op) != (PyTypeObject *)sock_type)
-        return 0;
     bcl_stream *self = (bcl_stream *)op;
     if (self->eof) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
@@ -1784,7 +1788,7 @@ bcl_stream_write_mem(PyObject *op, const char *p, Py_ssize_t len)
     if (r == NULL)
         return -1;
     Py_DECREF(r);
-    return 1;
+    return 0;
 }
 
 static PyObject *

@@ -187,9 +187,10 @@ int bcl_stream_catch(PyObject **exc);
  * exact bytes object is referenced instead of copied when large. */
 int bcl_stream_buffer(bcl_stream *self, PyObject *owner, const char *p, Py_ssize_t len);
 void bcl_stream_buffer_clear(bcl_stream *self);
-/* transport.write() of len bytes at p (copied if kept) when op is exactly a
- * StreamTransport: 1 when done, 0 when op is another kind of object
- * (nothing done), -1 with an exception. */
+/* Whether op is exactly a StreamTransport (the socket transport type). */
+int bcl_stream_is_socket_transport(PyObject *op);
+/* transport.write() of len bytes at p (copied if kept) on a StreamTransport
+ * (bcl_stream_is_socket_transport): 0, or -1 with an exception. */
 int bcl_stream_write_mem(PyObject *op, const char *p, Py_ssize_t len);
 /* One write system call, of len bytes at p, or (p == NULL) of the buffer's
  * head (what is written is consumed). Returns the bytes written or -errno

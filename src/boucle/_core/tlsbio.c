@@ -109,6 +109,7 @@ typedef struct {
     int exports;
     int refs;
     int eof;
+    int offering;   /* inside get_buffer(): the only time buf may be exported */
 } tlsq;
 
 /* The Python side of a queue. Invariant: q is set and owned (one ref). */
@@ -257,11 +258,17 @@ ossl_load(void)
     if (ossl.tried)
         return ossl.ready;
     ossl.tried = 1;
-#ifdef Py_GIL_DISABLED
-    return 0;   /* the queues rely on the GIL around SSL_free */
+#if defined(Py_GIL_DISABLED) || PY_VERSION_HEX >= 0x030F0000
+    /* free-threaded: the queues' reference counts rely on the GIL around
+     * SSL_free; 3.15+: PySSLSocket's layout not checked yet */
+    return 0;
 #else
     PyObject *mod = PyImport_ImportModule("_ssl");
     if (mod == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_ImportError)) {
+            ossl.tried = 0;   /* e.g. KeyboardInterrupt: try again next time */
+            return -1;
+        }
         PyErr_Clear();
         return 0;
     }
@@ -399,9 +406,14 @@ tls_buffer_read(PyObject *op, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     if (nargs == 1) {
-        size = PyLong_AsSsize_t(args[0]);
+        /* MemoryBIO.read takes a C int */
+        size = PyNumber_AsSsize_t(args[0], PyExc_OverflowError);
         if (size == -1 && PyErr_Occurred())
             return NULL;
+        if (size > INT_MAX || size < INT_MIN) {
+            PyErr_SetString(PyExc_OverflowError, "Python int too large to convert to C int");
+            return NULL;
+        }
     }
     size_t avail = q->tail - q->head;
     if (avail > INT_MAX)
@@ -422,14 +434,16 @@ tls_buffer_write_eof(PyObject *op, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-/* get_buffer(n): a writable memoryview of the free room at the tail, at
- * least min(n, 256 KiB) bytes (all of max_size when n <= 0), for a
- * transport to recv() into; commit(count) then makes count of them data. */
+/* get_buffer(n): a writable memoryview of the free room at the tail, for a
+ * transport to recv() into; commit(count) then makes count of them data.
+ * The room is at least min(n, 256 KiB) bytes (256 KiB when n <= 0) unless
+ * an earlier view is still alive (then whatever room is left; BufferError
+ * when there is none). */
 static PyObject *
 tls_buffer_get_buffer(PyObject *op, PyObject *arg)
 {
     tlsq *q = ((tls_buffer *)op)->q;
-    Py_ssize_t want = PyLong_AsSsize_t(arg);
+    Py_ssize_t want = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
     if (want == -1 && PyErr_Occurred())
         return NULL;
     if (want <= 0 || want > TLSQ_MAX_READ)
@@ -440,7 +454,9 @@ tls_buffer_get_buffer(PyObject *op, PyObject *arg)
         PyErr_SetString(PyExc_BufferError, "TLS buffer still exported: no room");
         return NULL;
     }
+    q->offering = 1;
     PyObject *mv = PyMemoryView_FromObject(op);
+    q->offering = 0;
     if (mv != NULL)
         q->lent = q->cap - q->tail;
     return mv;
@@ -450,7 +466,7 @@ static PyObject *
 tls_buffer_commit(PyObject *op, PyObject *arg)
 {
     tlsq *q = ((tls_buffer *)op)->q;
-    Py_ssize_t n = PyLong_AsSsize_t(arg);
+    Py_ssize_t n = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
     if (n == -1 && PyErr_Occurred())
         return NULL;
     if (n < 0 || (size_t)n > q->lent) {
@@ -478,10 +494,17 @@ tls_buffer_eof(PyObject *op, void *closure)
     return PyBool_FromLong(q->eof && q->tail == q->head);
 }
 
+/* Only get_buffer() exports the room (as ssl.MemoryBIO, a TLSBuffer is not
+ * a bytes-like object otherwise: the room holds stale ciphertext). */
 static int
 tls_buffer_getbuffer(PyObject *op, Py_buffer *view, int flags)
 {
     tlsq *q = ((tls_buffer *)op)->q;
+    if (!q->offering) {
+        PyErr_SetString(PyExc_TypeError, "a TLSBuffer is not a bytes-like object");
+        view->obj = NULL;
+        return -1;
+    }
     if (PyBuffer_FillInfo(view, op, tlsq_at(q, q->tail), (Py_ssize_t)(q->cap - q->tail),
                           0, flags) < 0)
         return -1;
@@ -509,7 +532,8 @@ void
 bcl_tlsbio_consume(PyObject *obj, Py_ssize_t n)
 {
     tlsq *q = ((tls_buffer *)obj)->q;
-    q->head += (size_t)n;
+    size_t avail = q->tail - q->head;
+    q->head += (size_t)n < avail ? (size_t)n : avail;
     tlsq_rewind(q);
 }
 
