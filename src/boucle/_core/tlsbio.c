@@ -22,10 +22,11 @@
  * OpenSSL is reached through the library the interpreter's _ssl module has
  * already loaded (dlopen of _ssl's own file, then dlsym), so boucle has no
  * build or link dependency on it; the SSL* of an _ssl._SSLSocket is the
- * first field after the object header in every CPython from 3.10 on. Both
- * are checked before use: _ssl stores the Python object as the SSL's app
- * data (ex_data index 0), and the BIOs being replaced must be empty memory
- * BIOs. Anything unexpected (a missing symbol, a statically linked _ssl, a
+ * second field after the object header in CPython 3.10 to 3.14 (later
+ * versions are left alone until checked). The pointer is checked before
+ * the BIOs change: _ssl stores the Python object as the SSL's app data
+ * (ex_data index 0), and the BIOs being replaced must be empty memory BIOs.
+ * Anything unexpected (a missing symbol, a statically linked _ssl, a
  * free-threaded build) makes _tls_bios answer None: asyncio's memory BIOs
  * stay, and only this optimisation is lost.
  */
