@@ -1703,6 +1703,22 @@ sock_write_lost(bcl_stream *self)
     Py_RETURN_NONE;
 }
 
+/* RuntimeError (-1) when write() must refuse any data: after write_eof(),
+ * or while sendfile owns the socket. */
+static int
+sock_write_refused(bcl_stream *self)
+{
+    if (self->eof) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+        return -1;
+    }
+    if (self->empty_waiter != NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
+        return -1;
+    }
+    return 0;
+}
+
 /* The part of write() after the argument checks: len bytes at p, which
  * live in owner (NULL: memory that must be copied if it is kept). */
 static PyObject *
@@ -1741,14 +1757,8 @@ sock_write(PyObject *op, PyObject *data)
     Py_buffer view;
     if (check_bytes_like(data) < 0)
         return NULL;
-    if (self->eof) {
-        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+    if (sock_write_refused(self) < 0)
         return NULL;
-    }
-    if (self->empty_waiter != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
-        return NULL;
-    }
     if (PyBytes_CheckExact(data)) {
         /* the common case: no buffer protocol round trip */
         view.buf = PyBytes_AS_STRING(data);
@@ -1776,14 +1786,8 @@ int
 bcl_stream_write_mem(PyObject *op, const char *p, Py_ssize_t len)
 {
     bcl_stream *self = (bcl_stream *)op;
-    if (self->eof) {
-        PyErr_SetString(PyExc_RuntimeError, "Cannot call write() after write_eof()");
+    if (sock_write_refused(self) < 0)
         return -1;
-    }
-    if (self->empty_waiter != NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
-        return -1;
-    }
     PyObject *r = sock_write_mem(self, NULL, p, len);
     if (r == NULL)
         return -1;

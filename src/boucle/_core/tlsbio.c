@@ -329,6 +329,7 @@ ossl_load(void)
     ossl.ready = 1;
     return 1;
 missing:
+    dlclose(lib);
     Py_DECREF(type);
     return 0;
 #endif
