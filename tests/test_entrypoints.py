@@ -43,6 +43,38 @@ def test_loop_class(boucle_mod):
     lp.close()
 
 
+def test_loop_instance_attributes(boucle_mod):
+    # What asyncio's and boucle's own code keep on the loop are slots, so
+    # that the instance __dict__ stays empty and attribute/method lookups on
+    # the loop specialize (see Loop.__slots__); anything else can still be
+    # set, and the loop is weakly referenceable, as asyncio's loops are.
+    import weakref
+
+    # a slot would hide an attribute of the same name further up the MRO
+    # (the C core's getsets: _task_factory, _signal_dispatch, ...)
+    for name in set(boucle_mod.Loop.__slots__) - {"__dict__", "__weakref__"}:
+        shadowed = [c for c in boucle_mod.Loop.__mro__[1:] if name in vars(c)]
+        assert not shadowed, (name, shadowed)
+    lp = boucle_mod.new_event_loop()
+    try:
+        async def main():
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, sum, ())
+            loop.set_debug(True)
+            await asyncio.sleep(0)
+            return loop
+
+        assert lp.run_until_complete(main()) is lp
+        lp.run_until_complete(lp.shutdown_asyncgens())
+        assert vars(lp) == {}, f"add to Loop.__slots__: {sorted(vars(lp))}"
+        lp.custom_attribute = 42
+        assert lp.custom_attribute == 42
+        assert weakref.ref(lp)() is lp
+    finally:
+        lp.close()
+    assert vars(lp) == {"custom_attribute": 42}
+
+
 def test_boucle_run(boucle_mod):
     loop, result = boucle_mod.run(_describe("value"))
     assert isinstance(loop, boucle_mod.Loop)

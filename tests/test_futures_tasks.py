@@ -211,6 +211,47 @@ def test_task_factory_returning_future_like(loop):
     loop.run_until_complete(t)
 
 
+def test_task_factory_plain_call(loop_factory):
+    # create_task(coro) with a factory: the factory gets exactly (loop, coro),
+    # its result comes back as it is, and a closed loop refuses before
+    # calling it. Whether the result is then named (3.13.0-3.13.2 call
+    # set_name(None) on it) is compared with asyncio's own loop.
+    class Made:
+        def __init__(self):
+            self.names = []
+
+        def set_name(self, name):
+            self.names.append(name)
+
+    def run(make_loop):
+        lp = make_loop()
+        calls = []
+        made = Made()
+
+        def factory(*args, **kwargs):
+            calls.append((args, kwargs))
+            return made
+
+        lp.set_task_factory(factory)
+
+        async def coro():
+            pass
+
+        c = coro()
+        assert lp.create_task(c) is made
+        assert calls == [((lp, c), {})]
+        c.close()
+        lp.close()
+        c = coro()
+        with pytest.raises(RuntimeError, match="Event loop is closed"):
+            lp.create_task(c)
+        c.close()
+        assert len(calls) == 1
+        return made.names
+
+    assert run(loop_factory) == run(asyncio.new_event_loop)
+
+
 @pytest.mark.skipif(not TASK_FACTORY_KWARGS,
                     reason="create_task(**kwargs) to the task factory is new in 3.13.3")
 def test_task_factory_extra_kwargs(loop):

@@ -36,6 +36,9 @@ typedef struct {
     PyObject *kwnames_loop;       /* ("loop",) */
     PyObject *empty_tuple;        /* () */
     PyObject *kwnames_debug;      /* ("debug",) when _format_callback_source takes debug= (3.13+), else NULL */
+    int factory_call_is_all;      /* not a reference: 1 when asyncio's create_task(coro) with a task
+                                   * factory does nothing but return factory(loop, coro) (every
+                                   * version but 3.13.0-3.13.2, which then call task.set_name(None)) */
 } bcl_state_t;
 
 extern bcl_state_t bcl_state;

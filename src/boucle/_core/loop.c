@@ -592,6 +592,18 @@ loop_create_task(bcl_loop *self, PyObject *const *args, Py_ssize_t nargsf, PyObj
         fast = k == bcl_state.str_name;
 #endif
     }
+    if (!fast && nargs == 1 && nkw == 0 && self->task_factory != Py_None
+            && bcl_state.factory_call_is_all) {
+        /* what asyncio's create_task(coro) does with a factory (eager
+         * task factories, uvloop-style custom tasks), without its frame */
+        if (self->closed)
+            return raise_closed();
+        PyObject *factory = Py_NewRef(self->task_factory);
+        PyObject *argv[2] = {(PyObject *)self, args[0]};
+        PyObject *r = PyObject_Vectorcall(factory, argv, 2, NULL);
+        Py_DECREF(factory);
+        return r;
+    }
     if (!fast) {
         /* asyncio's create_task with self prepended */
         PyObject *small[8], **argv = small;

@@ -37,6 +37,29 @@ bcl_source_traceback(void)
     return PyObject_CallOneArg(bcl_state.extract_stack, (PyObject *)f);
 }
 
+/* Does asyncio's create_task(coro), with a task factory set, only return
+ * factory(loop, coro)? Asked of its code rather than of the version number:
+ * 3.10-3.12 then call tasks._set_task_name(task, None), which does nothing;
+ * 3.13.3+ pass their keyword arguments on (none here); 3.13.0-3.13.2 call
+ * task.set_name(name) even when name is None (the task is named "None"). */
+static int
+state_read_create_task(void)
+{
+    PyObject *code = PyObject_GetAttrString(bcl_state.base_create_task, "__code__");
+    PyObject *names = code ? PyObject_GetAttrString(code, "co_names") : NULL;
+    Py_XDECREF(code);
+    if (names == NULL)
+        return -1;
+    PyObject *set_name = PyUnicode_FromString("set_name");
+    int has = set_name ? PySequence_Contains(names, set_name) : -1;
+    Py_XDECREF(set_name);
+    Py_DECREF(names);
+    if (has < 0)
+        return -1;
+    bcl_state.factory_call_is_all = !has;
+    return 0;
+}
+
 static int
 state_init(void)
 {
@@ -58,6 +81,8 @@ state_init(void)
     bcl_state.base_create_task = PyObject_GetAttrString(base, "create_task");
     Py_DECREF(base);
     if (bcl_state.base_create_task == NULL)
+        return -1;
+    if (state_read_create_task() < 0)
         return -1;
     bcl_state.str_context = PyUnicode_InternFromString("context");
     bcl_state.str_name = PyUnicode_InternFromString("name");
