@@ -345,6 +345,52 @@ def wl_create_task(loop, n, data):
     return t1 - t0, total
 
 
+TREE_BRANCHES = 6
+
+
+def _tree_levels(n):
+    """Levels of a tree of TREE_BRANCHES-way nodes with about n leaves."""
+    levels = 1
+    while TREE_BRANCHES ** (levels + 1) <= n:
+        levels += 1
+    return levels
+
+
+def _task_tree(loop, n, eager):
+    # A gather() tree whose leaves finish without awaiting: what a program
+    # fanning out to mostly-cached work does. Every node is a task; with
+    # the eager factory each runs its first step inside create_task().
+    gather = asyncio.gather
+
+    async def node(level):
+        if level == 0:
+            return 1
+        counts = await gather(*[node(level - 1) for _ in range(TREE_BRANCHES)])
+        return sum(counts)
+
+    async def main():
+        if eager:
+            loop.set_task_factory(asyncio.eager_task_factory)
+        return await node(_tree_levels(n))
+
+    t0 = perf_counter()
+    leaves = loop.run_until_complete(main())
+    t1 = perf_counter()
+    return t1 - t0, leaves
+
+
+def wl_task_tree(loop, n, data):
+    """gather() tree, 6 children per node, leaves return at once."""
+    return _task_tree(loop, n, eager=False)
+
+
+def wl_task_tree_eager(loop, n, data):
+    """The same tree with asyncio.eager_task_factory (3.12+)."""
+    if not hasattr(asyncio, "eager_task_factory"):
+        raise RuntimeError("eager tasks are new in Python 3.12")
+    return _task_tree(loop, n, eager=True)
+
+
 def _tri(n):
     return n * (n - 1) // 2
 
@@ -383,6 +429,13 @@ WORKLOADS = [
              "two tasks pass an item back and forth through two asyncio.Queues"),
     Workload("create_task", "create_task {n}", 200_000, wl_create_task, check_equal(_tri),
              "create_task() of short coroutines in batches of 100, each awaited"),
+    Workload("task_tree", "gather tree, <= {n} leaves", 6 ** 6, wl_task_tree,
+             check_equal(lambda n: TREE_BRANCHES ** _tree_levels(n)),
+             "gather() of 6 children per node down to leaves that return at once; "
+             "counts the leaves"),
+    Workload("task_tree_eager", "gather tree, <= {n} leaves, eager", 6 ** 6, wl_task_tree_eager,
+             check_equal(lambda n: TREE_BRANCHES ** _tree_levels(n)),
+             "the same tree with asyncio.eager_task_factory (Python 3.12+)"),
 ]
 
 
