@@ -37,27 +37,22 @@ bcl_source_traceback(void)
     return PyObject_CallOneArg(bcl_state.extract_stack, (PyObject *)f);
 }
 
-/* Does asyncio's create_task(coro), with a task factory set, only return
- * factory(loop, coro)? Asked of its code rather than of the version number:
- * 3.10-3.12 then call tasks._set_task_name(task, None), which does nothing;
- * 3.13.3+ pass their keyword arguments on (none here); 3.13.0-3.13.2 call
- * task.set_name(name) even when name is None (the task is named "None"). */
+/* Is `name` in the code object tuple `field` (co_names, co_varnames) of the
+ * Python function `func`? 1 or 0, or -1 with an exception. boucle asks
+ * asyncio's code what it does rather than trusting version numbers. */
 static int
-state_read_create_task(void)
+code_mentions(PyObject *func, const char *field, const char *name)
 {
-    PyObject *code = PyObject_GetAttrString(bcl_state.base_create_task, "__code__");
-    PyObject *names = code ? PyObject_GetAttrString(code, "co_names") : NULL;
+    PyObject *code = PyObject_GetAttrString(func, "__code__");
+    PyObject *names = code ? PyObject_GetAttrString(code, field) : NULL;
     Py_XDECREF(code);
     if (names == NULL)
         return -1;
-    PyObject *set_name = PyUnicode_FromString("set_name");
-    int has = set_name ? PySequence_Contains(names, set_name) : -1;
-    Py_XDECREF(set_name);
+    PyObject *str = PyUnicode_FromString(name);
+    int has = str ? PySequence_Contains(names, str) : -1;
+    Py_XDECREF(str);
     Py_DECREF(names);
-    if (has < 0)
-        return -1;
-    bcl_state.factory_call_is_all = !has;
-    return 0;
+    return has;
 }
 
 static int
@@ -82,8 +77,14 @@ state_init(void)
     Py_DECREF(base);
     if (bcl_state.base_create_task == NULL)
         return -1;
-    if (state_read_create_task() < 0)
+    /* Does create_task(coro), with a task factory set, only return
+     * factory(loop, coro)? 3.10-3.12 then call tasks._set_task_name(task,
+     * None), which does nothing; 3.13.3+ pass their keyword arguments on
+     * (none here); 3.13.0-3.13.2 call task.set_name(None) (naming it "None"). */
+    int has = code_mentions(bcl_state.base_create_task, "co_names", "set_name");
+    if (has < 0)
         return -1;
+    bcl_state.factory_call_is_all = !has;
     bcl_state.str_context = PyUnicode_InternFromString("context");
     bcl_state.str_name = PyUnicode_InternFromString("name");
     if (bcl_state.str_context == NULL || bcl_state.str_name == NULL)
@@ -104,26 +105,14 @@ state_init(void)
     if (bcl_state.kwnames_loop == NULL || bcl_state.empty_tuple == NULL)
         return -1;
     /* 3.13 shows a callback's arguments only in debug mode (debug=) */
-    PyObject *code = PyObject_GetAttrString(bcl_state.format_cb_source, "__code__");
-    PyObject *names = code ? PyObject_GetAttrString(code, "co_varnames") : NULL;
-    Py_XDECREF(code);
-    if (names == NULL)
+    has = code_mentions(bcl_state.format_cb_source, "co_varnames", "debug");
+    if (has < 0)
         return -1;
-    PyObject *dbg = PyUnicode_FromString("debug");
-    int has = dbg ? PySequence_Contains(names, dbg) : -1;
-    Py_DECREF(names);
-    if (has < 0) {
-        Py_XDECREF(dbg);
-        return -1;
-    }
     if (has) {
-        bcl_state.kwnames_debug = PyTuple_Pack(1, dbg);
-        if (bcl_state.kwnames_debug == NULL) {
-            Py_DECREF(dbg);
+        bcl_state.kwnames_debug = Py_BuildValue("(s)", "debug");
+        if (bcl_state.kwnames_debug == NULL)
             return -1;
-        }
     }
-    Py_DECREF(dbg);
     return 0;
 }
 
