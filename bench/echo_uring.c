@@ -180,27 +180,33 @@ static void queue_accept(void)
     sqe->user_data = UD_ACCEPT;
 }
 
-static void queue_recv(conn_t *c)
+/* A send or recv on c's socket, of len bytes at addr (NULL with a
+ * buffer-selecting recv); op_tag (OP_SEND/OP_RECV) goes in user_data.
+ * Sends never raise SIGPIPE; recvs wait for data first when asked. */
+static struct io_uring_sqe *prep_io(conn_t *c, unsigned op_tag, const char *addr, size_t len)
 {
     struct io_uring_sqe *sqe = get_sqe();
-    sqe->opcode = IORING_OP_RECV;
+    sqe->opcode = op_tag == OP_SEND ? IORING_OP_SEND : IORING_OP_RECV;
     sqe->fd = c->fd;
-    sqe->addr = (uint64_t)(uintptr_t)c->buf;
-    sqe->len = (unsigned)bufsize;
-    sqe->ioprio = (uint16_t)recv_ioprio;
-    sqe->user_data = (uint64_t)(uintptr_t)c | OP_RECV;
+    sqe->addr = (uint64_t)(uintptr_t)addr;
+    sqe->len = (unsigned)len;
+    if (op_tag == OP_SEND)
+        sqe->msg_flags = MSG_NOSIGNAL;
+    else
+        sqe->ioprio = (uint16_t)recv_ioprio;
+    sqe->user_data = (uint64_t)(uintptr_t)c | op_tag;
+    return sqe;
+}
+
+static void queue_recv(conn_t *c)
+{
+    prep_io(c, OP_RECV, c->buf, bufsize);
     c->sending = 0;
 }
 
 static void queue_send(conn_t *c)
 {
-    struct io_uring_sqe *sqe = get_sqe();
-    sqe->opcode = IORING_OP_SEND;
-    sqe->fd = c->fd;
-    sqe->addr = (uint64_t)(uintptr_t)(c->buf + c->pos);
-    sqe->len = (unsigned)(c->len - c->pos);
-    sqe->msg_flags = MSG_NOSIGNAL;
-    sqe->user_data = (uint64_t)(uintptr_t)c | OP_SEND;
+    prep_io(c, OP_SEND, c->buf + c->pos, c->len - c->pos);
     c->sending = 1;
 }
 
@@ -209,21 +215,10 @@ static void queue_send_recv(conn_t *c)
 {
     if (sq_entries - sq_pending() < 2)
         flush_sq(2);                 /* keep the pair in one submission */
-    struct io_uring_sqe *sqe = get_sqe();
-    sqe->opcode = IORING_OP_SEND;
-    sqe->fd = c->fd;
-    sqe->addr = (uint64_t)(uintptr_t)c->buf;
-    sqe->len = (unsigned)c->len;
-    sqe->msg_flags = MSG_NOSIGNAL | MSG_WAITALL;
+    struct io_uring_sqe *sqe = prep_io(c, OP_SEND, c->buf, c->len);
+    sqe->msg_flags |= MSG_WAITALL;
     sqe->flags = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-    sqe->user_data = (uint64_t)(uintptr_t)c | OP_SEND;
-    sqe = get_sqe();
-    sqe->opcode = IORING_OP_RECV;
-    sqe->fd = c->fd;
-    sqe->addr = (uint64_t)(uintptr_t)c->buf;
-    sqe->len = (unsigned)bufsize;
-    sqe->ioprio = (uint16_t)recv_ioprio;
-    sqe->user_data = (uint64_t)(uintptr_t)c | OP_RECV;
+    prep_io(c, OP_RECV, c->buf, bufsize);
 }
 
 static void conn_close(conn_t *c);
@@ -256,26 +251,17 @@ static void br_put(unsigned bid)
 
 static void queue_recv_br(conn_t *c, int poll_first)
 {
-    struct io_uring_sqe *sqe = get_sqe();
-    sqe->opcode = IORING_OP_RECV;
-    sqe->fd = c->fd;
+    struct io_uring_sqe *sqe = prep_io(c, OP_RECV, NULL, multishot ? 0 : bufsize);
     sqe->flags = IOSQE_BUFFER_SELECT;
     sqe->buf_group = 0;
-    sqe->len = multishot ? 0 : (unsigned)bufsize;
     sqe->ioprio = (uint16_t)((poll_first ? recv_ioprio : 0) | (multishot ? IORING_RECV_MULTISHOT : 0));
-    sqe->user_data = (uint64_t)(uintptr_t)c | OP_RECV;
     c->recv_inflight = 1;
 }
 
 static void queue_send_br(conn_t *c)
 {
-    struct io_uring_sqe *sqe = get_sqe();
-    sqe->opcode = IORING_OP_SEND;
-    sqe->fd = c->fd;
-    sqe->addr = (uint64_t)(uintptr_t)(pool + (size_t)c->qhead * bufsize + c->pos);
-    sqe->len = (unsigned)(buf_len[c->qhead] - c->pos);
-    sqe->msg_flags = MSG_NOSIGNAL;
-    sqe->user_data = (uint64_t)(uintptr_t)c | OP_SEND;
+    prep_io(c, OP_SEND, pool + (size_t)c->qhead * bufsize + c->pos,
+            buf_len[c->qhead] - c->pos);
     c->send_inflight = 1;
 }
 
